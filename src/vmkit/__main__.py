@@ -1,0 +1,5 @@
+"""`python -m vmkit` runs the CLI."""
+
+from vmkit.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""Domain lifecycle: create, start, shutdown, reboot, reset, destroy, suspend, resume, console.
+
+Each operation takes the domain's lock, reconciles, checks the state it needs (WrongState with
+virsh's words otherwise) and acts on QEMU by signal (destroy) or QMP (everything else).
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from vmkit.engine import states
+from vmkit.engine.context import Context
+from vmkit.engine.domains import locked_lookup, lookup, parse_and_check
+from vmkit.engine.faults import fault_point
+from vmkit.engine.runfiles import RunFiles
+from vmkit.engine.runtime import finish_run, is_active, launch_domain, qemu_of, stop_reason
+from vmkit.errors import Conflict, VmkitError, WrongState
+from vmkit.state.records import DOMAIN, DomainEntry
+
+NOT_RUNNING = "Requested operation is not valid: domain is not running"
+
+
+def start(ctx: Context, key: str, *, paused: bool = False) -> DomainEntry:
+    """Start a defined, inactive domain."""
+    from vmkit.xml.domain import parse_domain
+
+    uuid = locked_lookup(ctx, key).uuid
+    with ctx.lock(DOMAIN, uuid):
+        entry = lookup(ctx, uuid)
+        if is_active(entry):
+            raise WrongState("Domain is already active", state="running", required="shut off")
+        dom = parse_domain(entry.definition.xml)
+        launch_domain(ctx, entry.definition, dom, paused=paused)
+        return lookup(ctx, uuid)
+
+
+def create(
+    ctx: Context, xml_text: str | bytes, source: str, *, paused: bool = False
+) -> DomainEntry:
+    """Start a transient domain from XML (it disappears when it stops)."""
+    from vmkit.xml.domain import render_domain
+
+    dom = parse_and_check(ctx, xml_text, source)
+    store = ctx.store
+    with ctx.lock(DOMAIN, dom.uuid):
+        existing = store.find(DOMAIN, dom.uuid)
+        if existing is not None:
+            raise Conflict(
+                "domain",
+                dom.name,
+                f"operation failed: domain '{existing.name}' already exists with uuid "
+                f"{existing.uuid}",
+            )
+        definition = store.define(
+            DOMAIN, dom.uuid, dom.name, render_domain(dom, inactive=True), persistent=False
+        )
+        launch_domain(ctx, definition, dom, paused=paused)
+        return lookup(ctx, dom.uuid)
+
+
+def _active(ctx: Context, key: str) -> DomainEntry:
+    entry = lookup(ctx, key)
+    if not is_active(entry):
+        raise WrongState(NOT_RUNNING, state="shut off", required="running")
+    return entry
+
+
+def _qmp(entry: DomainEntry, command: str, args: dict[str, Any] | None = None) -> Any:
+    from vmkit.qemu.qmp import QmpSession
+
+    rt = entry.runtime
+    assert rt is not None and rt.qmp_socket is not None
+    with QmpSession.connect(rt.qmp_socket, timeout=5.0) as qmp:
+        return qmp.execute(command, args)
+
+
+def destroy(ctx: Context, key: str, *, graceful: bool = False) -> None:
+    """Stop the QEMU at once: SIGTERM, then SIGKILL unless --graceful."""
+    from vmkit.qemu.process import kill_process, wait_dead
+
+    uuid = locked_lookup(ctx, key).uuid
+    with ctx.lock(DOMAIN, uuid):
+        entry = _active(ctx, uuid)
+        rt = entry.runtime
+        assert rt is not None
+        proc = qemu_of(rt)
+        fault_point("destroy:before-kill")
+        if proc is not None:
+            kill_process(proc, signal.SIGTERM)
+            if not wait_dead(proc, 10.0 if graceful else 2.0):
+                if graceful:
+                    raise VmkitError(
+                        f"Failed to terminate process {proc.pid} with SIGTERM: "
+                        "Device or resource busy"
+                    )
+                kill_process(proc, signal.SIGKILL)
+                wait_dead(proc, 5.0)
+        fault_point("destroy:after-kill")
+        finish_run(ctx, entry, states.DESTROYED)
+        fault_point("destroy:after-cleanup")
+
+
+def shutdown(ctx: Context, key: str, *, wait: bool = False, timeout: float = 60.0) -> str | None:
+    """Press the ACPI power button; with `wait`, return the stop reason once QEMU is gone."""
+    from vmkit.qemu.process import wait_dead
+
+    uuid = locked_lookup(ctx, key).uuid
+    with ctx.lock(DOMAIN, uuid):
+        entry = _active(ctx, uuid)
+        _qmp(entry, "system_powerdown")
+        if not wait:
+            return None
+        rt = entry.runtime
+        assert rt is not None
+        proc = qemu_of(rt)
+        if proc is None or not wait_dead(proc, timeout):
+            raise VmkitError(
+                f"domain '{entry.name}' did not shut down within {timeout:g} s "
+                "(does the guest handle the ACPI power button?)"
+            )
+        reason = stop_reason(ctx, entry)
+        finish_run(ctx, entry, reason)
+        return reason
+
+
+def reboot(ctx: Context, key: str, *, timeout: float = 60.0) -> None:
+    """ACPI reboot: power button with shutdown held as a pause, then reset and continue."""
+    from vmkit.qemu.qmp import QmpSession
+
+    uuid = locked_lookup(ctx, key).uuid
+    with ctx.lock(DOMAIN, uuid):
+        entry = _active(ctx, uuid)
+        rt = entry.runtime
+        assert rt is not None and rt.qmp_socket is not None
+        with QmpSession.connect(rt.qmp_socket, timeout=5.0) as qmp:
+            qmp.execute("set-action", {"shutdown": "pause"})
+            try:
+                qmp.execute("system_powerdown")
+                event = qmp.wait_event("SHUTDOWN", timeout)
+                if event is None:
+                    raise VmkitError(
+                        f"domain '{entry.name}' did not shut down for the reboot within "
+                        f"{timeout:g} s (does the guest handle the ACPI power button?)"
+                    )
+                qmp.execute("system_reset")
+            finally:
+                qmp.execute("set-action", {"shutdown": "poweroff"})
+            qmp.execute("cont")
+        ctx.store.set_state(uuid, states.DomainState.RUNNING, states.BOOTED)
+
+
+def reset(ctx: Context, key: str) -> None:
+    uuid = locked_lookup(ctx, key).uuid
+    with ctx.lock(DOMAIN, uuid):
+        _qmp(_active(ctx, uuid), "system_reset")
+
+
+def suspend(ctx: Context, key: str) -> None:
+    uuid = locked_lookup(ctx, key).uuid
+    with ctx.lock(DOMAIN, uuid):
+        entry = _active(ctx, uuid)
+        assert entry.runtime is not None
+        if entry.runtime.state == states.DomainState.PAUSED:
+            raise WrongState(
+                f"Requested operation is not valid: domain '{entry.name}' is already paused",
+                state="paused",
+                required="running",
+            )
+        _qmp(entry, "stop")
+        ctx.store.set_state(uuid, states.DomainState.PAUSED, states.USER)
+
+
+def resume(ctx: Context, key: str) -> None:
+    uuid = locked_lookup(ctx, key).uuid
+    with ctx.lock(DOMAIN, uuid):
+        entry = _active(ctx, uuid)
+        assert entry.runtime is not None
+        if entry.runtime.state != states.DomainState.PAUSED:
+            raise WrongState(
+                f"Requested operation is not valid: domain '{entry.name}' is not paused",
+                state=entry.runtime.state,
+                required="paused",
+            )
+        _qmp(entry, "cont")
+        ctx.store.set_state(uuid, states.DomainState.RUNNING, states.UNPAUSED)
+
+
+def start_autostart(ctx: Context) -> list[tuple[str, str | None]]:
+    """Start every autostart domain that is not running: [(name, error or None)]."""
+    results: list[tuple[str, str | None]] = []
+    for d in ctx.store.list(DOMAIN):
+        if not d.autostart:
+            continue
+        try:
+            entry = lookup(ctx, d.uuid)
+            if not is_active(entry):
+                start(ctx, d.uuid)
+            results.append((d.name, None))
+        except VmkitError as exc:
+            results.append((d.name, str(exc)))
+    return results
+
+
+def console_paths(ctx: Context, key: str) -> tuple[Path, Path]:
+    """(console socket, console log) of a running domain."""
+    entry = _active(ctx, key)
+    rt = entry.runtime
+    assert rt is not None and rt.console_socket is not None
+    return rt.console_socket, RunFiles.for_domain(ctx.paths, 0, entry.uuid).console_log
+
+
+def console_history(ctx: Context, key: str) -> bytes:
+    """All the guest printed on its serial console (also after it stopped)."""
+    from vmkit.qemu.console import read_history
+
+    entry = lookup(ctx, key)
+    log = RunFiles.for_domain(ctx.paths, 0, entry.uuid).console_log
+    return read_history(log) if log.exists() else b""
+
+
+def attach_console(ctx: Context, key: str, *, force: bool = False) -> str:
+    """Attach this terminal (or stdin/stdout) to the console; returns why it detached."""
+    import sys
+
+    from vmkit.qemu.console import attach_interactive
+
+    sock, _ = console_paths(ctx, key)
+    ctx.close()  # do not hold the store open while attached
+    reason = attach_interactive(sock, sys.stdin.fileno(), sys.stdout.fileno(), force=force)
+    return str(reason)

@@ -1,0 +1,54 @@
+"""The files of one domain run: sockets and pidfile (removed at stop) and logs (kept).
+
+Pure path arithmetic plus the removal of a finished run's runtime files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmkit.state.paths import Paths
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    run_dir: Path
+    log_dir: Path
+
+    @classmethod
+    def for_domain(cls, paths: Paths, domain_id: int, uuid: str) -> RunFiles:
+        return cls(paths.domain_run_dir(domain_id), paths.domain_log_dir(uuid))
+
+    @classmethod
+    def from_run_dir(cls, paths: Paths, run_dir: Path, uuid: str) -> RunFiles:
+        return cls(run_dir, paths.domain_log_dir(uuid))
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.run_dir / "qmp.sock"
+
+    @property
+    def console_socket(self) -> Path:
+        return self.run_dir / "console.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / "qemu.pid"
+
+    @property
+    def console_log(self) -> Path:
+        return self.log_dir / "console.log"
+
+    @property
+    def qemu_log(self) -> Path:
+        return self.log_dir / "qemu.log"
+
+    def create(self) -> None:
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def remove_runtime(self) -> None:
+        """Remove sockets, pidfile and the run dir; logs stay for `console --history`."""
+        shutil.rmtree(self.run_dir, ignore_errors=True)

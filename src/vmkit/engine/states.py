@@ -1,0 +1,70 @@
+"""Domain states and reasons as libvirt names them, and how QEMU's exit causes map onto them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DomainState(StrEnum):
+    NOSTATE = "no state"
+    RUNNING = "running"
+    BLOCKED = "idle"
+    PAUSED = "paused"
+    SHUTDOWN = "in shutdown"
+    SHUTOFF = "shut off"
+    CRASHED = "crashed"
+    PMSUSPENDED = "pmsuspended"
+
+
+# Internal record states that are not libvirt's: a start or stop in progress.
+STARTING = "starting"
+
+# Reasons (libvirt's words, as `virsh domstate --reason` prints them).
+BOOTED = "booted"
+UNPAUSED = "unpaused"
+USER = "user"
+FROM_SNAPSHOT = "from snapshot"
+RESTORED = "restored"
+SHUTDOWN = "shutdown"
+DESTROYED = "destroyed"
+CRASHED = "crashed"
+FAILED = "failed"
+UNKNOWN = "unknown"
+SAVED = "saved"
+SHUTTING_DOWN = "shutting down"
+
+# QEMU's ShutdownCause numbers, as its `qemu_system_shutdown_request` trace prints them.
+_CAUSES = {
+    0: "none",
+    1: "host-error",
+    2: "host-qmp-quit",
+    3: "host-qmp-system-reset",
+    4: "host-signal",
+    5: "host-ui",
+    6: "guest-shutdown",
+    7: "guest-reset",
+    8: "guest-panic",
+    9: "subsystem-reset",
+    10: "snapshot-load",
+}
+
+TRACE_EVENT = "qemu_system_shutdown_request"
+
+
+def last_shutdown_cause(log_text: str) -> str | None:
+    """The cause of the last shutdown request QEMU traced into its log, or None."""
+    cause = None
+    for line in log_text.splitlines():
+        if line.startswith(TRACE_EVENT) and "reason=" in line:
+            value = line.rsplit("reason=", 1)[1].strip()
+            cause = _CAUSES.get(int(value), value) if value.isdigit() else value
+    return cause
+
+
+def shutoff_reason(cause: str | None) -> str:
+    """The shut-off reason for a QEMU that exited after `cause` (None: it died without one)."""
+    if cause in ("guest-shutdown", "guest-reset"):
+        return SHUTDOWN
+    if cause in ("host-qmp-quit", "host-signal", "host-ui"):
+        return DESTROYED
+    return CRASHED
