@@ -19,6 +19,9 @@ _LIFE = "vmkit.cli.lifecycle_cmds"
 _XML = "vmkit.cli.xml_cmds"
 _HOST = "vmkit.cli.host_cmds"
 _GUEST = "vmkit.cli.guest_cmds"
+_POOL = "vmkit.cli.pool_cmds"
+_VOL = "vmkit.cli.vol_cmds"
+_NET = "vmkit.cli.net_cmds"
 
 COMMANDS: dict[str, Command] = {
     # domain management
@@ -55,6 +58,37 @@ COMMANDS: dict[str, Command] = {
     "nodeinfo": Command(_HOST, "node information"),
     "capabilities": Command(_HOST, "host and hypervisor capabilities (XML)"),
     "host-validate": Command(_HOST, "check that this host can run virtual machines"),
+    # storage pools
+    "pool-define": Command(_POOL, "define an inactive persistent storage pool from an XML file"),
+    "pool-define-as": Command(_POOL, "define a pool from a set of args"),
+    "pool-create": Command(_POOL, "create a transient pool from an XML file"),
+    "pool-create-as": Command(_POOL, "create a transient pool from a set of args"),
+    "pool-build": Command(_POOL, "build a pool"),
+    "pool-start": Command(_POOL, "start a (previously defined) inactive pool"),
+    "pool-destroy": Command(_POOL, "destroy (stop) a pool"),
+    "pool-delete": Command(_POOL, "delete a pool"),
+    "pool-undefine": Command(_POOL, "undefine an inactive pool"),
+    "pool-list": Command(_POOL, "list pools"),
+    "pool-info": Command(_POOL, "storage pool information"),
+    "pool-refresh": Command(_POOL, "refresh a pool"),
+    "pool-autostart": Command(_POOL, "autostart a pool"),
+    "pool-dumpxml": Command(_POOL, "pool information in XML"),
+    "pool-uuid": Command(_POOL, "convert a pool name to pool UUID"),
+    "pool-name": Command(_POOL, "convert a pool UUID to pool name"),
+    # storage volumes
+    "vol-create-as": Command(_VOL, "create a volume from a set of args"),
+    "vol-create": Command(_VOL, "create a vol from an XML file"),
+    "vol-clone": Command(_VOL, "clone a volume"),
+    "vol-delete": Command(_VOL, "delete a vol"),
+    "vol-resize": Command(_VOL, "resize a vol"),
+    "vol-info": Command(_VOL, "storage vol information"),
+    "vol-list": Command(_VOL, "list vols"),
+    "vol-dumpxml": Command(_VOL, "vol information in XML"),
+    "vol-path": Command(_VOL, "returns the volume path for a given volume name or key"),
+    "vol-upload": Command(_VOL, "upload file contents to a volume"),
+    "vol-download": Command(_VOL, "download volume contents to a file"),
+    "vol-wipe": Command(_VOL, "wipe a vol"),
+    "vol-import": Command(_VOL, "import an existing image (qcow2, raw, vmdk, vdi) into a pool"),
     # vmkit
     "guest": Command(_GUEST, "build the tiny test guest (kernel + initramfs)"),
 }
@@ -95,6 +129,39 @@ GROUPS: dict[str, list[str]] = {
         "nodeinfo",
         "capabilities",
         "host-validate",
+    ],
+    "Storage Pool (help keyword 'pool')": [
+        "pool-define",
+        "pool-define-as",
+        "pool-create",
+        "pool-create-as",
+        "pool-build",
+        "pool-start",
+        "pool-destroy",
+        "pool-delete",
+        "pool-undefine",
+        "pool-list",
+        "pool-info",
+        "pool-refresh",
+        "pool-autostart",
+        "pool-dumpxml",
+        "pool-uuid",
+        "pool-name",
+    ],
+    "Storage Volume (help keyword 'volume')": [
+        "vol-create-as",
+        "vol-create",
+        "vol-clone",
+        "vol-delete",
+        "vol-resize",
+        "vol-info",
+        "vol-list",
+        "vol-dumpxml",
+        "vol-path",
+        "vol-upload",
+        "vol-download",
+        "vol-wipe",
+        "vol-import",
     ],
     "vmkit": ["guest"],
 }

@@ -144,6 +144,19 @@ def _probe(static_ok: str, prober: Prober) -> tuple[AccelInfo, bool]:
     return AccelInfo("tcg", reason, probed=True), True
 
 
+def _decide(facts: KvmFacts, prober: Prober | None, probe: bool) -> tuple[AccelInfo, bool]:
+    """Static checks, then the probe when they allow KVM; (verdict, worth caching)."""
+    verdict = judge_static(facts)
+    if verdict is not None:
+        return verdict, True
+    mods = "+".join(m for m in facts.modules if m in ("kvm_intel", "kvm_amd"))
+    static_ok = f"/dev/kvm is usable ({mods}, CPU has {facts.virt_flag})"
+    if prober is None:
+        why = "not probed" if not probe else "not probed: no QEMU binary found"
+        return AccelInfo("kvm", f"{static_ok}; {why}"), False
+    return _probe(static_ok, prober)
+
+
 def detect_accel(
     cache_file: Path | None,
     *,
@@ -173,19 +186,9 @@ def detect_accel(
     hit = cache.load_entry(cache_file, key, _CACHE_SECTION)
     if hit and hit.get("accel") in ("kvm", "tcg") and isinstance(hit.get("reason"), str):
         return AccelInfo(hit["accel"], hit["reason"], bool(hit.get("probed")), cached=True)
-    facts = read_kvm_facts(roots)
-    verdict = judge_static(facts)
-    worth_caching = True
-    if verdict is None:
-        mods = "+".join(m for m in facts.modules if m in ("kvm_intel", "kvm_amd"))
-        static_ok = f"/dev/kvm is usable ({mods}, CPU has {facts.virt_flag})"
-        if probe and prober is None and qemu is not None:
-            prober = QemuProber(qemu)
-        if not probe or prober is None:
-            why = "not probed" if not probe else "not probed: no QEMU binary found"
-            verdict, worth_caching = AccelInfo("kvm", f"{static_ok}; {why}"), False
-        else:
-            verdict, worth_caching = _probe(static_ok, prober)
+    if probe and prober is None and qemu is not None:
+        prober = QemuProber(qemu)
+    verdict, worth_caching = _decide(read_kvm_facts(roots), prober if probe else None, probe)
     if worth_caching:
         value = {"accel": verdict.accel, "reason": verdict.reason, "probed": verdict.probed}
         cache.store_entry(cache_file, key, value, _CACHE_SECTION)

@@ -1,6 +1,6 @@
 """The timed probe boot: does an accelerator really run guest code at hardware speed?
 
-A 0.3 KiB multiboot image, built here byte by byte, is booted by QEMU (`-machine pc -kernel`)
+A 0.4 KiB multiboot image, built here byte by byte, is booted by QEMU (`-machine pc -kernel`)
 through SeaBIOS. It prints a marker on the debug console (isa-debugcon, port 0x402) in 32-bit
 protected mode, switches to 64-bit long mode, prints a second marker, spins 10 million
 iterations and prints "vmkit-probe: done". Under TCG that takes ~0.15 s, under a working KVM

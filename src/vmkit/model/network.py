@@ -784,7 +784,8 @@ def delete_dns_host(net: Network, ip: IPAddress) -> Network:
         raise NotFound(
             "dns host", str(ip), f"couldn't locate a dns host entry for {ip} in '{net.name}'"
         )
-    return replace(net, dns=replace(dns, hosts=kept))
+    remaining = replace(dns, hosts=kept)
+    return replace(net, dns=None if remaining == Dns() else remaining)
 
 
 def add_port_forward(net: Network, pf: PortForward) -> Network:

@@ -78,9 +78,11 @@ def candidate_subnets() -> Iterator[IPv4Network]:
 
 def choose_subnet(used: Iterable[IPNetwork]) -> IPv4Network:
     """The first candidate /24 that overlaps nothing in `used` nor the FORBIDDEN ranges."""
-    taken = [n for n in used if n.version == 4 and not _ignored(n)]
+    nets = [*FORBIDDEN, *(n for n in used if n.version == 4 and not _ignored(n))]
+    spans = [(int(n.network_address), int(n.broadcast_address)) for n in nets]
     for cand in candidate_subnets():
-        if not any(cand.overlaps(t) for t in [*FORBIDDEN, *taken]):
+        lo, hi = int(cand.network_address), int(cand.broadcast_address)
+        if not any(lo <= end and start <= hi for start, end in spans):
             return cand
     raise Conflict("network", "default", "no free /24 in 192.168.0.0/16 or 10.0.0.0/8")
 

@@ -35,6 +35,7 @@ from vmkit.qemu.argv_context import (
     Ctx,
     DeviceArg,
     Item,
+    OptValue,
     RuntimePaths,
     check_path,
     machine_family,
@@ -85,7 +86,12 @@ def _head_args(ctx: Ctx) -> list[str]:
     args += ["-m", _memory_opts(dom)]
     args += ["-smp", _smp_opts(dom)]
     args += ["-nodefaults", "-no-user-config", "-display", "none", "-sandbox", "on"]
-    monitor = {"id": "charmonitor", "path": str(paths.qmp_socket), "server": True, "wait": False}
+    monitor: dict[str, OptValue | None] = {
+        "id": "charmonitor",
+        "path": str(paths.qmp_socket),
+        "server": True,
+        "wait": False,
+    }
     args += ["-chardev", render_opts("socket", monitor)]
     args += ["-mon", "chardev=charmonitor,id=monitor,mode=control"]
     args += clock_args(ctx)

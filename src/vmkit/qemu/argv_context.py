@@ -129,12 +129,15 @@ def render_opts(head: str | None, props: Mapping[str, OptValue | None]) -> str:
     for key, value in props.items():
         if value is None:
             continue
-        if isinstance(value, bool):
-            text = "on" if value else "off"
-        else:
-            text = str(value)
+        text = _text(value)
         parts.append(f"{key}={escape(text)}")
     return ",".join(parts)
+
+
+def _text(value: OptValue) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 def escape(value: str) -> str:

@@ -266,6 +266,7 @@ def _video(video: Video, xpath: str, n: int, *, primary: bool) -> DeviceArg:
         props["max_outputs"] = video.heads
     if video.vram is not None:
         props.update(_vram_props(video, xpath))
+    props.update(_qxl_props(video, xpath))
     address = expect_address(video.address, ("pci",), xpath)
     return DeviceArg(driver, props, xpath, Slot.ROOT, address)
 
@@ -285,6 +286,29 @@ def _vram_props(video: Video, xpath: str) -> dict[str, OptValue]:
             value=vram,
         )
     return {"vgamem_mb": vram // 1024}
+
+
+def _qxl_props(video: Video, xpath: str) -> dict[str, OptValue]:
+    """qxl's RAM bar and VGA memory (KiB in the XML): ram_size bytes, vgamem_mb."""
+    props: dict[str, OptValue] = {}
+    for name, value in (("ram", video.ram), ("vgamem", video.vgamem)):
+        if value is None:
+            continue
+        if video.model_type is not VideoModel.QXL:
+            raise InvalidConfig(
+                f"{name} can only be set on a qxl video device",
+                xpath=f"{xpath}/model/@{name}",
+                value=value,
+            )
+        if name == "ram":
+            props["ram_size"] = value * 1024
+        elif value % 1024:
+            raise InvalidConfig(
+                "qxl vgamem must be whole MiB", xpath=xpath + "/model/@vgamem", value=value
+            )
+        else:
+            props["vgamem_mb"] = value // 1024
+    return props
 
 
 def _balloon_items(ctx: Ctx) -> list[Item]:

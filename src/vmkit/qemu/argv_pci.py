@@ -24,6 +24,7 @@ from vmkit.errors import InvalidConfig
 from vmkit.model.devices import Address, Controller, ControllerType
 from vmkit.qemu.argv_context import Ctx, DeviceArg, Family, OptValue, Slot, int_attr
 
+_MODEL_NAMES = {"pcie-root-port": ("pcie-root-port", "ioh3420")}  # <model name> may pick
 _BRIDGE_DRIVERS = {
     "pcie-root-port": "pcie-root-port",
     "pci-bridge": "pci-bridge",
@@ -105,7 +106,7 @@ def plan_pci(ctx: Ctx, devices: list[DeviceArg]) -> list[DeviceArg]:
     loose = [
         d
         for d in [*bridges, *devices]
-        if d.slot is not Slot.NONE and not d.bus_props and d.driver != "pcie-root-port"
+        if d.slot is not Slot.NONE and not d.bus_props and not _is_port(d)
     ]
     loose.sort(key=lambda d: d.slot is not Slot.ROOT)  # stable: video first, as libvirt
     for dev in loose:
@@ -119,8 +120,8 @@ def plan_pci(ctx: Ctx, devices: list[DeviceArg]) -> list[DeviceArg]:
         _new_port(lay)
     _pack_ports(lay)
     ports = [b.arg for b in sorted(lay.buses.values(), key=lambda b: b.index)]
-    roots = [a for a in ports if a is not None and a.driver == "pcie-root-port"]
-    return roots + [a for a in ports if a is not None and a.driver != "pcie-root-port"]
+    roots = [a for a in ports if a is not None and _is_port(a)]
+    return roots + [a for a in ports if a is not None and not _is_port(a)]
 
 
 def _declared_buses(ctx: Ctx) -> list[_Bus]:
@@ -156,7 +157,7 @@ def _make_bus(ctx: Ctx, index: int, model: str, xpath: str, ctrl: Controller) ->
         )
     root = _ROOTS[ctx.family]
     if index == 0:
-        if model != root:
+        if model != root or ctrl.model_name not in (None, root):
             raise InvalidConfig(
                 f"PCI controller 0 of a {ctx.family} machine must be model '{root}'",
                 xpath=xpath + "/@model",
@@ -180,7 +181,7 @@ def _bus_arg(bus: _Bus, address: Address | None) -> DeviceArg:
     props: dict[str, OptValue] = {}
     if bus.model == "pci-bridge":
         props["chassis_nr"] = bus.index
-    if bus.model == "pcie-root-port":
+    if bus.model == "pcie-root-port":  # also ioh3420: same properties
         ctrl = bus.ctrl
         chassis = ctrl.target_chassis if ctrl and ctrl.target_chassis is not None else bus.index
         props["chassis"] = chassis
@@ -194,7 +195,22 @@ def _bus_arg(bus: _Bus, address: Address | None) -> DeviceArg:
             xpath=bus.xpath + "/address/@type",
             value=address.type,
         )
-    return DeviceArg(_BRIDGE_DRIVERS[bus.model], props, bus.xpath, slot, address)
+    return DeviceArg(_bridge_driver(bus), props, bus.xpath, slot, address)
+
+
+def _bridge_driver(bus: _Bus) -> str:
+    """The QEMU device of a bridge: libvirt's for the model, or an equivalent <model name>."""
+    driver = _BRIDGE_DRIVERS[bus.model]
+    name = bus.ctrl.model_name if bus.ctrl else None
+    if name is None or name == driver:
+        return driver
+    if name in _MODEL_NAMES.get(bus.model, ()):
+        return name
+    raise InvalidConfig(
+        f"<model name='{name}'> does not fit a '{bus.model}' controller (use '{driver}')",
+        xpath=bus.xpath + "/model/@name",
+        value=name,
+    )
 
 
 def _refuse_pci_on_microvm(devices: list[DeviceArg]) -> None:
@@ -220,7 +236,7 @@ def _take_explicit(lay: _Layout, devices: list[DeviceArg]) -> None:
         dev.bus_props = {"bus": lay.bus_name(bus), "addr": _addr(slot, fn)}
         if addr.attrs.get("multifunction") == "on":
             dev.bus_props["multifunction"] = True
-        if dev.driver == "pcie-root-port" and "port" not in dev.props:
+        if _is_port(dev) and "port" not in dev.props:
             dev.props = {"port": slot * 8 + fn, **dev.props}
 
 
@@ -276,7 +292,7 @@ def _pack_ports(lay: _Layout) -> None:
     loose = [
         b.arg
         for b in sorted(lay.buses.values(), key=lambda b: b.index)
-        if b.arg is not None and b.arg.driver == "pcie-root-port" and not b.arg.bus_props
+        if b.arg is not None and b.model == "pcie-root-port" and not b.arg.bus_props
     ]
     for start in range(0, len(loose), 8):
         group = loose[start : start + 8]
@@ -287,6 +303,10 @@ def _pack_ports(lay: _Layout) -> None:
                 arg.bus_props["multifunction"] = True
             if "port" not in arg.props:
                 arg.props = {"port": slot * 8 + fn, **arg.props}
+
+
+def _is_port(dev: DeviceArg) -> bool:
+    return dev.driver in _MODEL_NAMES["pcie-root-port"]
 
 
 def _addr(slot: int, fn: int) -> str:

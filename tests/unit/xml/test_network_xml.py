@@ -191,7 +191,10 @@ BAD = [
     ),
     ("<network><name>n</name>", "malformed XML: Premature end of data in tag network (line 1)"),
     ("<domain><name>n</name></domain>", "expected a <network> element, found <domain> (line 1, /)"),
-    ("<network><bridge name='b'/></network>", "missing element <name> in <network> (line 1, /network)"),
+    (
+        "<network><bridge name='b'/></network>",
+        "missing element <name> in <network> (line 1, /network)",
+    ),
     (
         _xml("  <bridge name='averyveryverylongbridge'/>"),
         "bridge name 'averyveryverylongbridge' is longer than 15 characters "
@@ -313,7 +316,9 @@ BAD = [
         "<nat> is only allowed with forward mode 'nat', not 'route' (line 4, /network/forward/nat)",
     ),
     (
-        _xml("  <forward mode='nat'>\n    <nat><port start='9000' end='1000'/></nat>\n  </forward>"),
+        _xml(
+            "  <forward mode='nat'>\n    <nat><port start='9000' end='1000'/></nat>\n  </forward>"
+        ),
         "nat port range 9000-1000 is reversed (line 4, /network/forward/nat/port)",
     ),
     (
@@ -347,7 +352,8 @@ BAD = [
             f"  <metadata><vmkit:port-forward {NS} proto='tcp' host-port='80' "
             "guest-ip='10.0.0.5' guest-port='80'/>\n"
             f"  <vmkit:port-forward {NS} proto='tcp' host-port='80' "
-            "guest-ip='10.0.0.6' guest-port='81'/></metadata>\n  <ip address='10.0.0.1' prefix='24'/>"
+            "guest-ip='10.0.0.6' guest-port='81'/></metadata>\n"
+            "  <ip address='10.0.0.1' prefix='24'/>"
         ),
         "port tcp/80 is already forwarded (port forward number 1) "
         "(line 5, /network/metadata/vmkit:port-forward[2])",
@@ -363,7 +369,8 @@ BAD = [
     ),
     (
         _xml(f"  <metadata><vmkit:hairpin {NS}/></metadata>"),
-        "element <vmkit:hairpin> in <metadata> is unknown (line 3, /network/metadata/vmkit:hairpin)",
+        "element <vmkit:hairpin> in <metadata> is unknown "
+        "(line 3, /network/metadata/vmkit:hairpin)",
     ),
     (
         _xml("  <metadata><note/></metadata>"),
