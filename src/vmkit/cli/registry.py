@@ -22,6 +22,9 @@ _GUEST = "vmkit.cli.guest_cmds"
 _POOL = "vmkit.cli.pool_cmds"
 _VOL = "vmkit.cli.vol_cmds"
 _NET = "vmkit.cli.net_cmds"
+_DISK = "vmkit.cli.disk_cmds"
+_SNAP = "vmkit.cli.snapshot_cmds"
+_SAVE = "vmkit.cli.save_cmds"
 
 COMMANDS: dict[str, Command] = {
     # domain management
@@ -89,6 +92,32 @@ COMMANDS: dict[str, Command] = {
     "vol-download": Command(_VOL, "download volume contents to a file"),
     "vol-wipe": Command(_VOL, "wipe a vol"),
     "vol-import": Command(_VOL, "import an existing image (qcow2, raw, vmdk, vdi) into a pool"),
+    # domain disks
+    "attach-disk": Command(_DISK, "attach disk device"),
+    "detach-disk": Command(_DISK, "detach disk device"),
+    "attach-device": Command(_DISK, "attach device from an XML file"),
+    "detach-device": Command(_DISK, "detach device from an XML file"),
+    "change-media": Command(_DISK, "change media of CD or floppy drive"),
+    "domblklist": Command(_DISK, "list all domain blocks"),
+    "domblkinfo": Command(_DISK, "domain block device size information"),
+    "domblkstat": Command(_DISK, "get device block stats for a domain"),
+    # save, restore, clone
+    "save": Command(_SAVE, "save a domain state to a file"),
+    "restore": Command(_SAVE, "restore a domain from a saved state in a file"),
+    "managedsave": Command(_SAVE, "managed save of a domain state"),
+    "managedsave-remove": Command(_SAVE, "remove managed save of a domain"),
+    "save-image-dumpxml": Command(_SAVE, "saved state domain information in XML"),
+    "clone": Command(_SAVE, "clone a domain (virt-clone): new name, uuid, MACs and disks"),
+    # snapshots
+    "snapshot-create": Command(_SNAP, "create a snapshot from XML"),
+    "snapshot-create-as": Command(_SNAP, "create a snapshot from a set of args"),
+    "snapshot-list": Command(_SNAP, "list snapshots for a domain"),
+    "snapshot-info": Command(_SNAP, "snapshot information"),
+    "snapshot-dumpxml": Command(_SNAP, "dump XML for a domain snapshot"),
+    "snapshot-current": Command(_SNAP, "get or set the current snapshot"),
+    "snapshot-revert": Command(_SNAP, "revert a domain to a snapshot"),
+    "snapshot-delete": Command(_SNAP, "delete a domain snapshot"),
+    "snapshot-parent": Command(_SNAP, "get the name of the parent of a snapshot"),
     # vmkit
     "guest": Command(_GUEST, "build the tiny test guest (kernel + initramfs)"),
 }
@@ -129,6 +158,35 @@ GROUPS: dict[str, list[str]] = {
         "nodeinfo",
         "capabilities",
         "host-validate",
+    ],
+    "Domain Disks and Devices (help keyword 'disk')": [
+        "attach-disk",
+        "detach-disk",
+        "attach-device",
+        "detach-device",
+        "change-media",
+        "domblklist",
+        "domblkinfo",
+        "domblkstat",
+    ],
+    "Save, Restore and Clone (help keyword 'save')": [
+        "save",
+        "restore",
+        "managedsave",
+        "managedsave-remove",
+        "save-image-dumpxml",
+        "clone",
+    ],
+    "Snapshot (help keyword 'snapshot')": [
+        "snapshot-create",
+        "snapshot-create-as",
+        "snapshot-list",
+        "snapshot-info",
+        "snapshot-dumpxml",
+        "snapshot-current",
+        "snapshot-revert",
+        "snapshot-delete",
+        "snapshot-parent",
     ],
     "Storage Pool (help keyword 'pool')": [
         "pool-define",

@@ -13,7 +13,7 @@ from vmkit.model.network import ForwardMode, validate_network
 from vmkit.net import sysctl
 from vmkit.net.links import HostView, Route
 from vmkit.net.netns import check_netns_name, netns_argv
-from vmkit.net.subnet import FORBIDDEN, choose_subnet, default_network, used_subnets
+from vmkit.net.subnet import choose_subnet, default_network, used_subnets
 from vmkit.net.sysctl import (
     IPV4_FORWARD,
     Forwarding,
