@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from guestboot import RunningGuest, boot_guest
+from vmkit_cli import VmkitEnv, vmkit_env
 
 from vmkit.guest import GuestImage, build_guest
 
@@ -31,3 +32,10 @@ def booted_guest(tiny_guest: GuestImage) -> Iterator[RunningGuest]:
     with boot_guest(tiny_guest, machine="q35") as guest:
         guest.wait_booted()
         yield guest
+
+
+@pytest.fixture
+def vk(tiny_guest: GuestImage) -> Iterator[VmkitEnv]:
+    """A private VMKIT_ROOT and a runner for the real CLI (see vmkit_cli.py); cleans up QEMUs."""
+    with vmkit_env(tiny_guest) as env:
+        yield env

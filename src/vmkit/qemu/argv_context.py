@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,7 @@ class ArgvOptions:
     tsc_khz: int | None = None  # host TSC kHz, for microvm's kernel command line
     taps: Mapping[int, str] = field(default_factory=dict)  # interface index -> tap name
     hotplug_ports: int = 4  # q35: free pcie-root-ports left for hot-plug
+    now: datetime | None = None  # start time for <clock offset='variable'>; None: the clock
 
 
 class Family(StrEnum):
@@ -91,6 +93,18 @@ class Ctx:
     def virtio(self, pci_name: str, mmio_name: str) -> str:
         """The virtio device name for this machine: PCI on pc/q35, virtio-mmio on microvm."""
         return mmio_name if self.microvm else pci_name
+
+    def pci_address(self, addr: Address | None, xpath: str) -> Address | None:
+        """The XML address of a device that is PCI on pc/q35 and virtio-mmio on microvm."""
+        if self.microvm:
+            if addr is not None and addr.type == "pci":
+                raise InvalidConfig(
+                    "the microvm machine type has no PCI bus; remove the PCI address",
+                    xpath=xpath + "/address",
+                )
+            expect_address(addr, ("virtio-mmio",), xpath)
+            return None  # virtio-mmio slots are QEMU's to assign
+        return expect_address(addr, ("pci",), xpath)
 
     def refuse_on_microvm(self, what: str, xpath: str) -> None:
         if self.microvm:

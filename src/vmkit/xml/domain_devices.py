@@ -105,7 +105,8 @@ def render_devices(devs: Devices, *, inactive: bool) -> Elem:
             _with_info(Elem("input", type=inp.type, bus=inp.bus), inp.alias, inp.address, inactive)
         )
     for gfx in devs.graphics:
-        el.add(render_graphics(gfx))
+        if gfx.type != GraphicsType.NONE:  # libvirt has no <graphics type='none'>: headless
+            el.add(render_graphics(gfx))
     for video in devs.videos:
         el.add(render_video(video, inactive))
     for dog in devs.watchdogs:
@@ -523,7 +524,7 @@ def render_chardev(dev: CharDevice, inactive: bool) -> Elem:
 
 
 def read_graphics(node: Node) -> Graphics:
-    kind = node.enum_attr("type", GraphicsType)
+    kind = node.enum_attr("type", GraphicsType, (GraphicsType.VNC,))
     if kind is None:
         raise node.error("missing required attribute 'type' in <graphics>", attr="type")
     gfx = Graphics(type=kind)
@@ -683,7 +684,7 @@ def render_rng(rng: Rng, inactive: bool) -> Elem:
 
 
 def read_watchdog(node: Node) -> Watchdog:
-    model = node.choice_attr("model", ("i6300esb", "ib700", "itco"))
+    model = node.choice_attr("model", ("i6300esb", "ib700"))
     if model is None:
         raise node.error("missing required attribute 'model' in <watchdog>", attr="model")
     actions = ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")
