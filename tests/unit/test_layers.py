@@ -56,7 +56,9 @@ def test_imports_point_down(path: Path) -> None:
         if other is None or other == own:
             continue
         if RANK[other] >= RANK[own]:
-            bad.append(f"line {line}: {own} (rank {RANK[own]}) imports {module} (rank {RANK[other]})")
+            bad.append(
+                f"line {line}: {own} (rank {RANK[own]}) imports {module} (rank {RANK[other]})"
+            )
     assert not bad, "\n".join(bad)
 
 

@@ -27,12 +27,20 @@ _MAC_RE = re.compile(r"<mac address=['\"]([0-9a-fA-F:]{17})['\"]")
 
 
 def lookup(ctx: Context, key: str) -> DomainEntry:
-    """The domain named by id, uuid or name, reconciled; NotFound like virsh."""
-    try:
-        entry = ctx.store.lookup_domain(key)
-    except NotFound:
-        raise NotFound("domain", key, f"failed to get domain '{key}'") from None
-    fresh = reconcile(ctx, entry)
+    """The domain named by id, uuid or name, reconciled; NotFound like virsh.
+
+    Reconciling changes records and may kill or restart a QEMU, so it happens under the
+    domain's lock (re-entrant: callers that hold it already do not wait), and only when the
+    record may be stale: a start in progress is never taken for a dead one.
+    """
+    entry = locked_lookup(ctx, key)
+    if not _needs_reconcile(entry):
+        return entry
+    with ctx.lock(DOMAIN, entry.uuid):
+        try:
+            fresh = reconcile(ctx, ctx.store.lookup_domain(entry.uuid))
+        except NotFound:
+            fresh = None
     if fresh is None:
         raise NotFound("domain", key, f"failed to get domain '{key}'")
     return fresh
@@ -123,9 +131,7 @@ def list_domains(ctx: Context) -> list[DomainRow]:
 
 def _reconcile_quietly(ctx: Context, entry: DomainEntry) -> DomainEntry | None:
     """Reconcile without waiting: a domain whose lock is held is shown as recorded."""
-    if entry.runtime is None and entry.definition.persistent:
-        return entry
-    if entry.runtime is not None and not _maybe_stale(entry):
+    if not _needs_reconcile(entry):
         return entry
     try:
         with ctx.lock(DOMAIN, entry.uuid, timeout=0):
@@ -134,6 +140,13 @@ def _reconcile_quietly(ctx: Context, entry: DomainEntry) -> DomainEntry | None:
         return None
     except Conflict:
         return entry  # busy: another command is handling it
+
+
+def _needs_reconcile(entry: DomainEntry) -> bool:
+    """A transient domain without a run, or a run whose QEMU may have gone."""
+    if entry.runtime is None:
+        return not entry.definition.persistent
+    return _maybe_stale(entry)
 
 
 def _maybe_stale(entry: DomainEntry) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vmkit.engine.context import Context
 from vmkit.engine.runfiles import RunFiles
-from vmkit.engine.states import TRACE_EVENT
+from vmkit.engine.states import TRACE_EVENTS
 from vmkit.model.domain import Domain, LifecycleAction
 from vmkit.qemu.argv import ArgvOptions, RuntimePaths, build_argv
 
@@ -38,7 +38,8 @@ def build_launch_argv(
         run_dir=files.run_dir,
     )
     argv = build_argv(dom, opts, runtime)
-    argv += ["-trace", TRACE_EVENT]
+    for event in TRACE_EVENTS:
+        argv += ["-trace", event]
     if dom.effective_on_poweroff == LifecycleAction.PRESERVE:
         argv.append("-no-shutdown")  # keep QEMU (status 'shutdown') for inspection
     return argv

@@ -6,7 +6,9 @@ virsh's words otherwise) and acts on QEMU by signal (destroy) or QMP (everything
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from vmkit.engine.domains import locked_lookup, lookup, parse_and_check
 from vmkit.engine.faults import fault_point
 from vmkit.engine.runfiles import RunFiles
 from vmkit.engine.runtime import finish_run, is_active, launch_domain, qemu_of, stop_reason
-from vmkit.errors import Conflict, VmkitError, WrongState
+from vmkit.errors import Conflict, LaunchFailed, VmkitError, WrongState
 from vmkit.state.records import DOMAIN, DomainEntry
 
 NOT_RUNNING = "Requested operation is not valid: domain is not running"
@@ -30,9 +32,14 @@ def start(ctx: Context, key: str, *, paused: bool = False) -> DomainEntry:
     with ctx.lock(DOMAIN, uuid):
         entry = lookup(ctx, uuid)
         if is_active(entry):
-            raise WrongState("Domain is already active", state="running", required="shut off")
+            raise WrongState(
+                f"Failed to start domain '{entry.name}': Domain is already active",
+                state="running",
+                required="shut off",
+            )
         dom = parse_domain(entry.definition.xml)
-        launch_domain(ctx, entry.definition, dom, paused=paused)
+        with _naming(entry.name):
+            launch_domain(ctx, entry.definition, dom, paused=paused)
         return lookup(ctx, uuid)
 
 
@@ -56,14 +63,30 @@ def create(
         definition = store.define(
             DOMAIN, dom.uuid, dom.name, render_domain(dom, inactive=True), persistent=False
         )
-        launch_domain(ctx, definition, dom, paused=paused)
+        with _naming(dom.name):
+            launch_domain(ctx, definition, dom, paused=paused)
         return lookup(ctx, dom.uuid)
 
 
-def _active(ctx: Context, key: str) -> DomainEntry:
+@contextlib.contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """Say which domain QEMU failed to start for (LaunchFailed carries only QEMU's words)."""
+    try:
+        yield
+    except LaunchFailed as exc:
+        exc.message = f"Failed to start domain '{name}': {exc.message}"
+        raise
+
+
+def _active(ctx: Context, key: str, doing: str) -> DomainEntry:
+    """The running or paused domain `key`; WrongState naming it and `doing` otherwise."""
     entry = lookup(ctx, key)
     if not is_active(entry):
-        raise WrongState(NOT_RUNNING, state="shut off", required="running")
+        raise WrongState(
+            f"Failed to {doing} domain '{entry.name}': {NOT_RUNNING}",
+            state="shut off",
+            required="running",
+        )
     return entry
 
 
@@ -82,7 +105,7 @@ def destroy(ctx: Context, key: str, *, graceful: bool = False) -> None:
 
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
-        entry = _active(ctx, uuid)
+        entry = _active(ctx, uuid, "destroy")
         rt = entry.runtime
         assert rt is not None
         proc = qemu_of(rt)
@@ -108,7 +131,7 @@ def shutdown(ctx: Context, key: str, *, wait: bool = False, timeout: float = 60.
 
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
-        entry = _active(ctx, uuid)
+        entry = _active(ctx, uuid, "shutdown")
         _qmp(entry, "system_powerdown")
         if not wait:
             return None
@@ -131,7 +154,7 @@ def reboot(ctx: Context, key: str, *, timeout: float = 60.0) -> None:
 
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
-        entry = _active(ctx, uuid)
+        entry = _active(ctx, uuid, "reboot")
         rt = entry.runtime
         assert rt is not None and rt.qmp_socket is not None
         with QmpSession.connect(rt.qmp_socket, timeout=5.0) as qmp:
@@ -154,13 +177,13 @@ def reboot(ctx: Context, key: str, *, timeout: float = 60.0) -> None:
 def reset(ctx: Context, key: str) -> None:
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
-        _qmp(_active(ctx, uuid), "system_reset")
+        _qmp(_active(ctx, uuid, "reset"), "system_reset")
 
 
 def suspend(ctx: Context, key: str) -> None:
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
-        entry = _active(ctx, uuid)
+        entry = _active(ctx, uuid, "suspend")
         assert entry.runtime is not None
         if entry.runtime.state == states.DomainState.PAUSED:
             raise WrongState(
@@ -175,7 +198,7 @@ def suspend(ctx: Context, key: str) -> None:
 def resume(ctx: Context, key: str) -> None:
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
-        entry = _active(ctx, uuid)
+        entry = _active(ctx, uuid, "resume")
         assert entry.runtime is not None
         if entry.runtime.state != states.DomainState.PAUSED:
             raise WrongState(
@@ -205,7 +228,7 @@ def start_autostart(ctx: Context) -> list[tuple[str, str | None]]:
 
 def console_paths(ctx: Context, key: str) -> tuple[Path, Path]:
     """(console socket, console log) of a running domain."""
-    entry = _active(ctx, key)
+    entry = _active(ctx, key, "open the console of")
     rt = entry.runtime
     assert rt is not None and rt.console_socket is not None
     return rt.console_socket, RunFiles.for_domain(ctx.paths, 0, entry.uuid).console_log
@@ -224,9 +247,16 @@ def attach_console(ctx: Context, key: str, *, force: bool = False) -> str:
     """Attach this terminal (or stdin/stdout) to the console; returns why it detached."""
     import sys
 
-    from vmkit.qemu.console import attach_interactive
+    from vmkit.qemu.console import ConsoleBusy, attach_interactive
 
+    name = lookup(ctx, key).name
     sock, _ = console_paths(ctx, key)
     ctx.close()  # do not hold the store open while attached
-    reason = attach_interactive(sock, sys.stdin.fileno(), sys.stdout.fileno(), force=force)
+    try:
+        reason = attach_interactive(sock, sys.stdin.fileno(), sys.stdout.fileno(), force=force)
+    except ConsoleBusy as exc:
+        who = f"pid {exc.holder}" if exc.holder else "another session"
+        hint = f"({exc})" if force else "(--force takes it over)"
+        message = f"the console of domain '{name}' is in use by {who} {hint}"
+        raise Conflict("domain", name, message) from exc
     return str(reason)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from vmkit.engine import states
 from vmkit.engine.context import Context, host_tsc_khz
 from vmkit.engine.faults import fault_point
+from vmkit.engine.nics import create_taps, delete_taps, plan_taps, tap_names
 from vmkit.engine.runfiles import RunFiles
 from vmkit.errors import VmkitError
 from vmkit.qemu.process import QemuProcess, kill_process, process_state, wait_dead
@@ -39,9 +40,18 @@ def qemu_of(rt: DomainRuntime) -> QemuProcess | None:
 
 
 def launch_domain(
-    ctx: Context, definition: Definition, dom: Domain, *, paused: bool = False
+    ctx: Context,
+    definition: Definition,
+    dom: Domain,
+    *,
+    paused: bool = False,
+    incoming: str | None = None,
 ) -> DomainRuntime:
-    """Start QEMU for `dom`; return the stored runtime record. Caller holds the lock."""
+    """Start QEMU for `dom`; return the stored runtime record. Caller holds the lock.
+
+    `incoming` (e.g. 'defer') starts QEMU waiting for a migration stream (restore); pass
+    paused=True with it: the caller feeds the stream and decides when to `cont`.
+    """
     from vmkit.engine.launch import build_launch_argv, needs_qmp_setup, setup_over_qmp
     from vmkit.qemu.process import launch
 
@@ -49,6 +59,7 @@ def launch_domain(
     domain_id = store.next_domain_id()
     files = RunFiles.for_domain(ctx.paths, domain_id, definition.uuid)
     started = time.time()
+    taps = tap_names(dom, domain_id)
     store.put_runtime(
         DomainRuntime(
             uuid=definition.uuid,
@@ -56,17 +67,23 @@ def launch_domain(
             state=states.STARTING,
             run_dir=files.run_dir,
             started=started,
+            extras={"taps": sorted(taps.values())},
         )
     )
     fault_point("start:after-record")
+    made: list[str] = []
     try:
         files.create()
-        argv = build_launch_argv(ctx, dom, files, tsc_khz=host_tsc_khz())
+        made = create_taps(plan_taps(ctx, dom, taps))
+        argv = build_launch_argv(ctx, dom, files, tsc_khz=host_tsc_khz(), taps=taps)
+        if incoming is not None:
+            argv += ["-incoming", incoming]
         use_qmp = paused or needs_qmp_setup(dom)
         if use_qmp:
             argv.append("-S")
         proc = launch(argv, pidfile=files.pidfile, log_file=files.qemu_log)
     except BaseException:
+        delete_taps(made)
         _forget_run(ctx, definition, files)
         raise
     fault_point("start:after-launch")
@@ -85,6 +102,7 @@ def launch_domain(
         run_dir=files.run_dir,
         started=started,
         live_xml=definition.xml,
+        extras={"taps": sorted(taps.values())},
     )
     try:
         stored = store.put_runtime(runtime)
@@ -95,6 +113,7 @@ def launch_domain(
     except BaseException:
         kill_process(proc, signal.SIGKILL)
         wait_dead(proc, 2.0)
+        delete_taps(made)
         _forget_run(ctx, definition, files)
         raise
     return stored
@@ -111,6 +130,8 @@ def finish_run(ctx: Context, entry: DomainEntry, reason: str) -> bool:
     rt = entry.runtime
     if rt is not None and rt.run_dir is not None:
         RunFiles.from_run_dir(ctx.paths, rt.run_dir, entry.uuid).remove_runtime()
+    if rt is not None:
+        delete_taps(str(t) for t in rt.extras.get("taps", []))
     store = ctx.store
     with store.transaction():
         store.log_event(DOMAIN, entry.uuid, entry.name, "stopped", reason)

@@ -49,15 +49,24 @@ _CAUSES = {
 }
 
 TRACE_EVENT = "qemu_system_shutdown_request"
+# A QMP system_reset after a shutdown request (how `reboot` restarts a guest that powered off
+# for it) means that the QEMU went on running: the request is no longer why it stopped.
+RESET_TRACE_EVENT = "qmp_enter_system_reset"
+TRACE_EVENTS = (TRACE_EVENT, RESET_TRACE_EVENT)
 
 
 def last_shutdown_cause(log_text: str) -> str | None:
-    """The cause of the last shutdown request QEMU traced into its log, or None."""
+    """The cause of the last shutdown request QEMU traced into its log, or None.
+
+    A reset traced after the request cancels it (the guest was rebooted, not stopped).
+    """
     cause = None
     for line in log_text.splitlines():
         if line.startswith(TRACE_EVENT) and "reason=" in line:
             value = line.rsplit("reason=", 1)[1].strip()
             cause = _CAUSES.get(int(value), value) if value.isdigit() else value
+        elif line.startswith(RESET_TRACE_EVENT):
+            cause = None
     return cause
 
 

@@ -28,7 +28,7 @@ def unit_factor(unit: str) -> int:
 def to_bytes(value: str | int, unit: str | None, *, default_unit: str = "KiB") -> int:
     """Turn a libvirt scaled integer into bytes."""
     text = str(value).strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # '²'.isdigit() is True, int('²') fails
         raise InvalidConfig(
             f"invalid value '{value}': expected a non-negative integer", value=value
         )

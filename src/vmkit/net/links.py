@@ -12,7 +12,7 @@ import errno
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from ipaddress import ip_interface, ip_network
+from ipaddress import ip_address, ip_interface, ip_network
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -20,8 +20,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from vmkit.errors import NetlinkFailed, NotFound
-from vmkit.model.network import IPInterface, IPNetwork, check_ifname, check_mac
-from vmkit.net.netns import check_netns_name
+from vmkit.model.network import IPAddress, IPInterface, IPNetwork, check_ifname, check_mac
+from vmkit.net.netns import check_netns_name, netns_exists
 
 _T = TypeVar("_T")
 _IFF_UP = 0x1
@@ -44,6 +44,30 @@ class Link:
 class Route:
     dst: IPNetwork
     dev: str | None
+    gateway: IPAddress | None = None
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """An ARP / NDP entry (domifaddr --source arp)."""
+
+    dev: str
+    ip: IPAddress
+    mac: str
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """Counters of a link (domifstat), as the host side sees them."""
+
+    rx_bytes: int
+    rx_packets: int
+    rx_errors: int
+    rx_dropped: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+    tx_dropped: int
 
 
 @dataclass(frozen=True)
@@ -60,8 +84,8 @@ class Links:
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        if netns is not None:
-            check_netns_name(netns)
+        if netns is not None and not netns_exists(netns):  # before pyroute2, which would leak
+            raise NotFound("netns", netns, f"namespace not found: no namespace named '{netns}'")
         try:
             self._ipr: Any = IPRoute(netns=netns, flags=0) if netns else IPRoute()
         except FileNotFoundError as e:
@@ -115,7 +139,8 @@ class Links:
                     continue
                 dst = m.get("dst") or ("0.0.0.0" if family == 2 else "::")
                 net = ip_network(f"{dst}/{m['dst_len']}", strict=False)
-                out.append(Route(net, names.get(m.get("oif"))))
+                gw = m.get("gateway")
+                out.append(Route(net, names.get(m.get("oif")), ip_address(gw) if gw else None))
         return out
 
     def _dump_routes(self, family: int) -> list[Any]:
@@ -128,6 +153,21 @@ class Links:
             (names.get(m["index"], "?"), ip_interface(f"{m.get('address')}/{m['prefixlen']}"))
             for m in msgs
         ]
+
+    def neighbours(self) -> list[Neighbour]:
+        names = {link.index: link.name for link in self.links()}
+        msgs = self._call("dump neighbours", lambda: list(self._ipr.get_neighbours()))
+        return [
+            Neighbour(names.get(m["ifindex"], "?"), ip_address(m.get("dst")), m.get("lladdr"))
+            for m in msgs
+            if m.get("dst") and m.get("lladdr")
+        ]
+
+    def stats(self, name: str) -> LinkStats:
+        index = self.index(name)
+        msgs = self._call(f"get {name}", lambda: list(self._ipr.get_links(index)))
+        raw = msgs[0].get("stats64") or msgs[0].get("stats") or {}
+        return LinkStats(**{f: int(raw.get(f, 0)) for f in LinkStats.__dataclass_fields__})
 
     def view(self) -> HostView:
         return HostView(
@@ -152,11 +192,11 @@ class Links:
         if mac is not None:
             check_mac(mac)
             attrs["address"] = mac
-        if mtu is not None:
-            attrs["mtu"] = mtu
         self._call(
             f"add bridge {name}", lambda: self._ipr.link("add", ifname=name, kind="bridge", **attrs)
         )
+        if mtu is not None:  # the kernel ignores IFLA_MTU when it creates a bridge
+            self.set_mtu(name, mtu)
 
     def add_tap(
         self,
@@ -243,6 +283,35 @@ class Links:
                 **extra,
             ),
         )
+
+    def delete_address(self, name: str, address: IPInterface) -> None:
+        index = self.index(name)
+        self._call(
+            f"delete address {address} from {name}",
+            lambda: self._ipr.addr(
+                "del", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+            ),
+        )
+
+    def _route(self, op: str, dst: IPNetwork, gateway: IPAddress | None, dev: str | None) -> None:
+        spec: dict[str, Any] = {"dst": str(dst)}
+        if gateway is not None:
+            spec["gateway"] = str(gateway)
+        if dev is not None:
+            spec["oif"] = self.index(dev)
+        shown = f"{dst}{f' via {gateway}' if gateway else ''}{f' dev {dev}' if dev else ''}"
+        self._call(f"{op} route {shown}", lambda: self._ipr.route(op, **spec))
+
+    def add_route(
+        self, dst: IPNetwork, *, gateway: IPAddress | None = None, dev: str | None = None
+    ) -> None:
+        """A route in the main table (0.0.0.0/0 for a default route)."""
+        self._route("add", dst, gateway, dev)
+
+    def delete_route(
+        self, dst: IPNetwork, *, gateway: IPAddress | None = None, dev: str | None = None
+    ) -> None:
+        self._route("del", dst, gateway, dev)
 
 
 def _to_link(msg: Any, names: Mapping[int, str]) -> Link:

@@ -112,7 +112,7 @@ class Host(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
-# steps: each does one thing and records it in the runtime; `undo` names the step taking it back
+# steps: each does one thing and records it in the runtime; `undo` names the steps taking it back
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,8 @@ class MakeDir:
         host.make_dir(self.path)
         rt.made_dir = True
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return RemoveDir(self.path)
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        return [RemoveDir(self.path)]
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,8 @@ class AddBridge:
         host.add_bridge(self)
         rt.bridge_created = True
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return DeleteLink(self.name)
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        return [DeleteLink(self.name)]
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,8 @@ class AddAddress:
     def do(self, host: Host, rt: NetworkRuntime) -> None:
         host.add_address(self.dev, self.address)
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return None  # goes with the bridge
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        return []  # goes with the bridge
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,8 @@ class SetUp:
     def do(self, host: Host, rt: NetworkRuntime) -> None:
         host.set_up(self.dev)
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return None  # goes with the bridge
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        return []  # goes with the bridge
 
 
 @dataclass(frozen=True)
@@ -174,8 +174,8 @@ class ApplyFirewall:
         rt.table = self.plan.table  # recorded first: a failed apply may have left a half
         host.apply_firewall(self.plan)
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return RemoveFirewall(self.plan.table)
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        return [RemoveFirewall(self.plan.table)]
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,8 @@ class EnableForwarding:
         host.acquire_forwarding(self.user, self.keys)
         rt.forwarding = self.keys
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return ReleaseForwarding(self.user, self.keys)
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        return [ReleaseForwarding(self.user, self.keys)]
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,8 @@ class WriteFile:
         rt.files = (*rt.files, self.path)
         host.write_file(self.path, self.text)
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return RemoveFile(self.path)
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        return [RemoveFile(self.path)]
 
 
 @dataclass(frozen=True)
@@ -212,8 +212,9 @@ class StartDnsmasq:
         rt.files = (*rt.files, self.files.pid, self.files.leases)
         rt.dnsmasq = host.start_dnsmasq(self.files)
 
-    def undo(self, rt: NetworkRuntime) -> Step | None:
-        return StopDnsmasq(rt.dnsmasq, self.files) if rt.dnsmasq else None
+    def undo(self, rt: NetworkRuntime) -> list[Step]:
+        stop: list[Step] = [StopDnsmasq(rt.dnsmasq, self.files)] if rt.dnsmasq else []
+        return [*stop, RemoveFile(self.files.pid), RemoveFile(self.files.leases)]
 
 
 # teardown steps
@@ -402,7 +403,7 @@ def run_steps(steps: Sequence[StartStep], host: Host, rt: NetworkRuntime) -> Net
             done.append(step)  # a step that failed half way is taken back too
             step.do(host, rt)
     except BaseException as err:
-        undo = [u for s in reversed(done) if (u := s.undo(rt)) is not None]
+        undo = [u for s in reversed(done) for u in s.undo(rt)]
         for failure in _run_all(undo, host, rt):
             err.add_note(f"rollback step failed too: {failure}")
         raise

@@ -211,10 +211,10 @@ def _memory_opts(dom: Domain) -> str:
         )
     cur = dom.current_memory_kib
     balloon = dom.devices.memballoon
-    if cur is not None and cur < dom.memory_kib and (balloon is None or balloon.model == "none"):
+    if cur is not None and cur < dom.memory_kib and balloon is not None and balloon.model == "none":
         raise InvalidConfig(
-            f"currentMemory ({cur} KiB) below memory ({dom.memory_kib} KiB) needs a virtio "
-            "memballoon",
+            f"currentMemory ({cur} KiB) below memory ({dom.memory_kib} KiB) needs a memory "
+            "balloon, but memballoon model is 'none'",
             xpath="/domain/currentMemory",
             value=cur,
         )
@@ -228,9 +228,9 @@ def _smp_opts(dom: Domain) -> str:
         raise InvalidConfig(
             "vCPU pinning (cpuset) is not supported", xpath=xpath + "/@cpuset", value=vcpu.cpuset
         )
-    if vcpu.placement not in (None, "static"):
+    if vcpu.placement not in (None, "static", "auto"):  # auto: the host scheduler decides
         raise InvalidConfig(
-            f"vCPU placement '{vcpu.placement}' is not supported (only 'static')",
+            f"vCPU placement '{vcpu.placement}' is not supported (static, auto)",
             xpath=xpath + "/@placement",
             value=vcpu.placement,
         )

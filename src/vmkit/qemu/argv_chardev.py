@@ -266,7 +266,7 @@ def _controllers(ctx: Ctx, *, need: bool) -> list[Item]:
         props: dict[str, OptValue] = {"id": f"virtio-serial{ctrl.index}"}
         if ctrl.ports is not None:
             props["max_ports"] = ctrl.ports
-        address = expect_address(ctrl.address, ("pci",), xpath)
+        address = ctx.pci_address(ctrl.address, xpath)
         items.append(DeviceArg(driver, props, xpath, slot, address))
     if need and 0 not in seen:
         items.append(DeviceArg(driver, {"id": "virtio-serial0"}, "/domain/devices", slot))

@@ -1,6 +1,8 @@
 """`<clock>` -> `-rtc` and the timer policies QEMU takes at start-up.
 
-offset utc/localtime (and variable with no adjustment) -> `-rtc base=`; rtc tickpolicy
+offset utc/localtime -> `-rtc base=`; offset variable -> the basis, or with an adjustment the
+date and time the RTC starts at (`ArgvOptions.now` plus the adjustment, in UTC or the host's
+local time, as libvirt computes it at each start); rtc tickpolicy
 catchup -> `driftfix=slew`, track guest/wall/realtime -> `clock=vm/host/rt`; pit tickpolicy ->
 `-global kvm-pit.lost_tick_policy=` on kvm only (the TCG PIT has no such policy, so nothing is
 lost there). Presence of hpet/pit/rtc is a machine property and kvmclock a CPU flag: see
@@ -8,6 +10,8 @@ argv.py. Pure: no I/O.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from vmkit.errors import InvalidConfig
 from vmkit.model.domain import Timer
@@ -47,20 +51,22 @@ def _rtc_base(ctx: Ctx) -> str:
     if clock.offset == "localtime":
         return "localtime"
     if clock.offset == "variable":
-        if clock.adjustment:
-            raise InvalidConfig(
-                "clock offset 'variable' with a non-zero adjustment is not supported",
-                xpath="/domain/clock/@adjustment",
-                value=clock.adjustment,
-            )
         basis = clock.basis or "utc"
         if basis not in ("utc", "localtime"):
             raise InvalidConfig(
-                f"clock basis '{basis}' is not supported",
+                f"clock basis '{basis}' is not supported (utc, localtime)",
                 xpath="/domain/clock/@basis",
                 value=basis,
             )
-        return basis
+        if not clock.adjustment:
+            return basis
+        now = ctx.opts.now or datetime.now(UTC)
+        start = (now if now.tzinfo else now.replace(tzinfo=UTC)) + timedelta(
+            seconds=clock.adjustment
+        )
+        if basis == "localtime":
+            start = start.astimezone()  # the host's local time, as libvirt
+        return start.strftime("%Y-%m-%dT%H:%M:%S")
     raise InvalidConfig(
         f"clock offset '{clock.offset}' is not supported (utc, localtime, variable)",
         xpath="/domain/clock/@offset",

@@ -22,6 +22,7 @@ from vmkit.model.devices import (
     DiskBus,
     GraphicsType,
     Input,
+    MemBalloon,
     Video,
     VideoModel,
 )
@@ -190,7 +191,7 @@ def _input_items(ctx: Ctx, inp: Input, i: int) -> list[Item]:
     if bus == "usb":
         return [DeviceArg(base, {**usb_bus_props(inp.address, xpath), **props}, xpath)]
     driver = ctx.virtio(f"{base}-pci", f"{base}-device")
-    address = expect_address(inp.address, ("pci",), xpath)
+    address = ctx.pci_address(inp.address, xpath)
     return [DeviceArg(driver, props, xpath, Slot.NONE if ctx.microvm else Slot.PORT, address)]
 
 
@@ -312,10 +313,9 @@ def _qxl_props(video: Video, xpath: str) -> dict[str, OptValue]:
 
 
 def _balloon_items(ctx: Ctx) -> list[Item]:
-    balloon = ctx.dom.devices.memballoon
+    """libvirt adds a virtio balloon to a domain that declares none; so does vmkit."""
+    balloon = ctx.dom.devices.memballoon or MemBalloon("virtio")
     xpath = "/domain/devices/memballoon"
-    if balloon is None:
-        return []
     if balloon.model == "none":
         if balloon.autodeflate is not None or balloon.stats_period is not None:
             raise InvalidConfig(
@@ -334,7 +334,7 @@ def _balloon_items(ctx: Ctx) -> list[Item]:
     if balloon.stats_period is not None:
         props["guest-stats-polling-interval"] = balloon.stats_period
     driver = ctx.virtio("virtio-balloon-pci", "virtio-balloon-device")
-    address = expect_address(balloon.address, ("pci",), xpath)
+    address = ctx.pci_address(balloon.address, xpath)
     return [DeviceArg(driver, props, xpath, Slot.NONE if ctx.microvm else Slot.PORT, address)]
 
 
@@ -367,7 +367,7 @@ def _rng_items(ctx: Ctx) -> list[Item]:
         elif rng.rate_period is not None:
             raise InvalidConfig("rng rate period needs bytes", xpath=xpath + "/rate/@period")
         driver = ctx.virtio("virtio-rng-pci", "virtio-rng-device")
-        address = expect_address(rng.address, ("pci",), xpath)
+        address = ctx.pci_address(rng.address, xpath)
         slot = Slot.NONE if ctx.microvm else Slot.PORT
         items += [
             ("-object", render_opts(kind, obj)),

@@ -138,8 +138,10 @@ def _describe(ctx: Ctx, disk: Disk, i: int) -> _Disk:
         )
     index = disk_index(disk.target_dev)
     if bus in (DiskBus.VIRTIO, DiskBus.USB):
-        types = ("pci",) if bus is DiskBus.VIRTIO else ("usb",)
-        expect_address(disk.address, types, xpath)
+        if bus is DiskBus.VIRTIO:
+            ctx.pci_address(disk.address, xpath)
+        else:
+            expect_address(disk.address, ("usb",), xpath)
         return _Disk(disk, xpath, bus, index, DriveAddr())
     addr = expect_address(disk.address, ("drive",), xpath)
     if addr is not None:

@@ -25,7 +25,6 @@ from vmkit.qemu.argv_context import (
     Slot,
     check_path,
     device_id,
-    expect_address,
     render_opts,
 )
 
@@ -150,7 +149,7 @@ def _nic_device(ctx: Ctx, nic: Interface, i: int, xpath: str) -> DeviceArg:
         )
     if nic.boot_order is not None:
         props["bootindex"] = nic.boot_order
-    address = expect_address(nic.address, ("pci",), xpath)
+    address = ctx.pci_address(nic.address, xpath)
     slot = Slot.NONE if ctx.microvm else Slot.PORT
     return DeviceArg(driver, props, xpath, slot, address)
 

@@ -47,7 +47,8 @@ from vmkit.xml.xmlutil import (
     serialize_preserved,
 )
 
-# Kept verbatim and written back: they describe, or steer host-side things vmkit has no part in.
+# Kept verbatim and written back (in this order, libvirt's): they describe the guest, or steer
+# host-side things vmkit has no part in.
 PRESERVED = ("metadata", "resource", "sysinfo", "pm", "perf", "seclabel")
 _POWEROFF_ACTIONS = (
     LifecycleAction.DESTROY,
@@ -90,7 +91,9 @@ def parse_domain_result(
     ctx = ParseContext(tree, source, skip_unknown)
     root = tree.getroot()
     if root.tag != "domain":
-        raise ctx.error(f"root element is <{local_name(root)}>, expected <domain>", root)
+        namespace = etree.QName(root).namespace
+        where = f" in namespace '{namespace}'" if namespace else ""
+        raise ctx.error(f"root element is <{local_name(root)}>{where}, expected <domain>", root)
     dom = _read_domain(Node(ctx, root))
     try:
         validate_domain(dom, machines=machines)
@@ -150,9 +153,12 @@ def _read_domain(root: Node) -> Domain:
         except InvalidConfig as exc:
             raise uuid.error(f"malformed uuid '{exc.value}'", value=exc.value) from None
         uuid.finish()
-    dom.title = root.child_text("title")
-    if dom.title is not None and "\n" in dom.title:
-        raise root.error("<title> must be a single line")
+    title = root.child("title")
+    if title is not None:
+        dom.title = title.text()
+        if "\n" in dom.title:
+            raise title.error("<title> must be a single line", value=dom.title)
+        title.finish()
     dom.description = root.child_text("description")
     _read_memory(root, dom)
     vcpu = root.child("vcpu")
@@ -217,14 +223,12 @@ def _read_platform(root: Node, dom: Domain) -> None:
 def _take_preserved(root: Node) -> list[str]:
     for tag in PRESERVED:
         root.children(tag)  # marks them taken
-    kept = []
-    for child in element_children(root.el):
-        if child.tag not in PRESERVED:
-            continue
+    kept = [c for c in element_children(root.el) if c.tag in PRESERVED]
+    for child in kept:
         if child.tag == "sysinfo" and child.get("type") != "smbios":
             raise root.ctx.refuse(child, attr="type")
-        kept.append(serialize_preserved(child))
-    return kept
+    kept.sort(key=lambda c: PRESERVED.index(str(c.tag)))  # libvirt's order, as rendered
+    return [serialize_preserved(c) for c in kept]
 
 
 # writing -------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ dropped-item note for things that are not libvirt's at all). Telling "libvirt's,
 cannot run it" apart from "not libvirt's" reads libvirt's schema, on that error path only.
 
 The writer (`Elem`) prints like virsh: two-space indent, single-quoted attributes, `<x/>` when
-empty. Owns no knowledge of domains; must not import from other layers than model/errors.
+empty. Knows no particular element; imports vmkit.errors and, for refusals, domain_schema.
 """
 
 from __future__ import annotations
@@ -231,8 +231,10 @@ class Node:
     # text -----------------------------------------------------------------------------------
 
     def text(self) -> str:
+        """The element's text (comments inside it are skipped)."""
         self._text_used = True
-        return self.el.text or ""
+        tails = [c.tail or "" for c in self.el if not isinstance(c.tag, str)]
+        return "".join([self.el.text or "", *tails])
 
     def int_text(self, *, minimum: int | None = 0) -> int:
         return self._to_int(self.text(), f"<{self.tag}>", minimum, None, None)

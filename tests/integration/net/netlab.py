@@ -33,6 +33,8 @@ from vmkit.net.realise import NetworkRuntime, start_network, stop_network
 HOST_UP = ip_interface("198.51.100.1/24")
 UPSTREAM_IP = ip_interface("198.51.100.2/24")
 
+_TIMER_RE = re.compile(r"(\w+_timer)\s+[0-9.]+")
+
 UDHCPC_SCRIPT = """#!/bin/sh
 # busybox udhcpc hook: configure what the lease says
 case "$1" in
@@ -154,11 +156,11 @@ class Lab:
         delete_netns(guest)
         self.namespaces.remove(guest)
 
-    def dhcp(self, guest: str) -> IPv4Interface | None:
+    def dhcp(self, guest: str, tries: int = 6) -> IPv4Interface | None:
         """Run busybox udhcpc in the guest; the address it got (None: no lease)."""
         assert self.script is not None
         proc = run(
-            guest, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "6", "-T", "1",
+            guest, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", str(tries), "-T", "1",
             "-s", str(self.script), check=False,
         )  # fmt: skip
         if proc.returncode != 0:
@@ -184,10 +186,17 @@ class Lab:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
 
+    def wait_up(self, netns: str, name: str) -> None:
+        """Until link `name` has carrier (its operstate no longer changes under a snapshot)."""
+        deadline = time.monotonic() + 5
+        while "state UP" not in run(netns, "ip", "link", "show", name).stdout:
+            assert time.monotonic() < deadline, f"{name} in {netns} never came up"
+            time.sleep(0.02)
+
     def snapshot(self, run_dir: Path) -> dict[str, object]:
         """What must be exactly as before after a network stops."""
         return {
-            "links": run(self.host, "ip", "-d", "link", "show").stdout,
+            "links": _TIMER_RE.sub(r"\1 X", run(self.host, "ip", "-d", "link", "show").stdout),
             "addresses": run(self.host, "ip", "addr", "show").stdout,
             "routes": run(self.host, "ip", "route", "show").stdout,
             "ruleset": run(self.host, "nft", "list", "ruleset").stdout,

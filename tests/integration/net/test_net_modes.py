@@ -155,7 +155,7 @@ def test_isolated(lab: Lab, run_dir: Path) -> None:
     run(lab.host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
     g1 = lab.add_guest("g1", "vkbr-iso", "52:54:00:00:09:10")
     g2 = lab.add_guest("g2", "vkbr-iso", "52:54:00:00:09:20")
-    assert lab.dhcp(g1) is None  # nobody serves DHCP on an isolated network
+    assert lab.dhcp(g1, tries=2) is None  # nobody serves DHCP on an isolated network
     lab.set_address(g1, "10.231.9.11/24", default_dev=True)
     lab.set_address(g2, "10.231.9.12/24", default_dev=True)
     # the host answers ARP for its upstream address on any link: only nft keeps guests out
@@ -202,6 +202,7 @@ def test_bridge_to_an_existing_bridge(lab: Lab, run_dir: Path, tmp_path: Path) -
     files = DnsmasqFiles.in_dir(tmp_path / "lan")
     files.conf.write_text(render_dnsmasq_conf(lan, files))
     lab.daemons.append((start_dnsmasq(files, lab.upstream), files))
+    lab.wait_up(lab.host, "br-lan")
 
     before = lab.snapshot(run_dir)
     net = parse_network(

@@ -17,9 +17,10 @@ def golden(request: pytest.FixtureRequest) -> Callable[[Path, str], None]:
     regen = regen or os.environ.get("VMKIT_REGEN_GOLDEN") == "1"
 
     def check(path: Path, text: str) -> None:
-        if regen or not path.exists():
+        if regen:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        assert path.exists(), f"{path} is missing; create it with VMKIT_REGEN_GOLDEN=1"
         assert text == path.read_text(), f"{path} differs; rerun with VMKIT_REGEN_GOLDEN=1"
 
     return check

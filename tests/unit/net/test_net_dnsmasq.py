@@ -111,7 +111,7 @@ def test_dnsmasq_accepts_the_golden_conf(case: str) -> None:
     if shutil.which("dnsmasq") is None:
         pytest.skip("dnsmasq is not installed (package dnsmasq-base)")
     path = NET_DATA / "dnsmasq" / f"{case}.conf"
-    proc = subprocess.run(  # noqa: S603 - argv list
+    proc = subprocess.run(
         ["dnsmasq", "--test", f"--conf-file={path}"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr

@@ -71,10 +71,11 @@ def test_forwarding_state_file_lives_only_while_needed(
 
 
 def test_sysctl_keys_and_values_are_checked() -> None:
+    nowhere = "vkt-never-created"  # were the checks broken: NotFound, never the root namespace
     with pytest.raises(InvalidConfig):
-        sysctl.read_sysctl("kernel/panic")
+        sysctl.read_sysctl("kernel/panic", nowhere)
     with pytest.raises(InvalidConfig):
-        sysctl.write_sysctl(IPV4_FORWARD, "1\n0")
+        sysctl.write_sysctl(IPV4_FORWARD, "1\n0", nowhere)
 
 
 def test_choose_subnet_skips_used_and_forbidden() -> None:

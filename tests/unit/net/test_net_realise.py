@@ -176,6 +176,8 @@ def test_start_records_everything_and_stop_takes_it_back() -> None:
             "start_dnsmasq",
             [
                 "remove_file",
+                "remove_file",
+                "remove_file",
                 "release_forwarding",
                 "remove_firewall",
                 "delete_link",

@@ -15,9 +15,11 @@ tests/integration/test_argv_qemu.py loads this module by path and starts QEMU on
 from __future__ import annotations
 
 import copy
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,7 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 DOMAIN_DIR = DATA / "domain"
 ARGV_DIR = DATA / "argv"
 TSC_KHZ = 2100000
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)  # start time, for clock offset='variable'
 TAP_TYPES = {InterfaceType.NETWORK, InterfaceType.BRIDGE, InterfaceType.ETHERNET}
 
 
@@ -95,6 +98,7 @@ class Case:
             tsc_khz=self.tsc_khz,
             taps=taps,
             hotplug_ports=self.hotplug_ports,
+            now=NOW,
         )
 
 
@@ -510,7 +514,7 @@ def case_nics() -> Case:
     eth.target_dev, eth.script_path, eth.driver_name = "vk-eth0", "/etc/vmkit/ifup", "qemu"
     eth.alias = "ua-uplink"
     dv.interfaces.append(eth)
-    taps = {0: "vk-nics0", 1: "vk-nics1", 3: "vk-nics3", 4: "vk-nics4"}
+    taps = {0: "vk-nics0", 1: "vk-nics1", 3: "vk-nics3", 4: "vk-nics4", 6: "vk-nics6"}
     return Case(dom, taps=taps)
 
 
@@ -832,7 +836,18 @@ def all_case_names() -> list[str]:
     return [*PY_CASES, *xml_case_names()]
 
 
+@pytest.fixture
+def utc_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Golden files must not depend on the host's time zone (clock basis='localtime')."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.parametrize("name", all_case_names())
+@pytest.mark.usefixtures("utc_host")
 def test_golden(name: str, regen_golden: bool) -> None:
     case = load_case(name)
     before = copy.deepcopy(case.dom)
@@ -847,7 +862,11 @@ def test_golden(name: str, regen_golden: bool) -> None:
     assert got == path.read_text()
 
 
-def test_no_orphan_golden_files() -> None:
+def test_no_orphan_golden_files(regen_golden: bool) -> None:
     names = set(all_case_names())
-    orphans = sorted(p.name for p in ARGV_DIR.glob("*.args") if p.stem not in names)
-    assert not orphans, f"golden files without a case: {orphans}"
+    orphans = sorted(p for p in ARGV_DIR.glob("*.args") if p.stem not in names)
+    if regen_golden:
+        for path in orphans:
+            path.unlink()
+        return
+    assert not orphans, f"golden files without a case: {[p.name for p in orphans]}"
