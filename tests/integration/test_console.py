@@ -7,6 +7,7 @@ import os
 import select
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 
@@ -58,6 +59,14 @@ def read_until(fd: int, pattern: bytes, timeout: float = 30) -> bytes:
     return data
 
 
+def wait_raw(master: int, timeout: float = 30) -> None:
+    """Wait until the console has put the terminal in raw mode (no echo: attached)."""
+    deadline = time.monotonic() + timeout
+    while termios.tcgetattr(master)[3] & termios.ECHO:
+        assert time.monotonic() < deadline, "the console never put the terminal in raw mode"
+        time.sleep(0.02)
+
+
 def test_pipe_command_answer_detach_history(vk: VmkitEnv, booted: str) -> None:
     # One console session per command: each sends, reads the answer and detaches.
     assert vk.guest(booted, "echo answer-$((6*7))") == "answer-42"
@@ -78,6 +87,7 @@ def test_tty_attach_and_escape(vk: VmkitEnv, booted: str) -> None:
             os.close(slave)
             slave = -1
             read_until(master, b"Escape character is ^]")
+            wait_raw(master)  # typeahead before raw mode is flushed, like on any terminal
             os.write(master, b"echo tty-$((3*3))\r")
             read_until(master, b"tty-9")
             os.write(master, b"\x1d")

@@ -22,6 +22,7 @@ _GUEST = "vmkit.cli.guest_cmds"
 _POOL = "vmkit.cli.pool_cmds"
 _VOL = "vmkit.cli.vol_cmds"
 _NET = "vmkit.cli.net_cmds"
+_IFACE = "vmkit.cli.iface_cmds"
 _DISK = "vmkit.cli.disk_cmds"
 _SNAP = "vmkit.cli.snapshot_cmds"
 _SAVE = "vmkit.cli.save_cmds"
@@ -118,6 +119,12 @@ COMMANDS: dict[str, Command] = {
     "snapshot-revert": Command(_SNAP, "revert a domain to a snapshot"),
     "snapshot-delete": Command(_SNAP, "delete a domain snapshot"),
     "snapshot-parent": Command(_SNAP, "get the name of the parent of a snapshot"),
+    # domain interfaces
+    "domiflist": Command(_IFACE, "list all domain virtual interfaces"),
+    "domifaddr": Command(_IFACE, "get network interfaces' addresses for a running domain"),
+    "domifstat": Command(_IFACE, "get network interface stats for a domain"),
+    "domif-setlink": Command(_IFACE, "set link state of a virtual interface"),
+    "domif-getlink": Command(_IFACE, "get link state of a virtual interface"),
     # vmkit
     "guest": Command(_GUEST, "build the tiny test guest (kernel + initramfs)"),
 }
@@ -220,6 +227,13 @@ GROUPS: dict[str, list[str]] = {
         "vol-download",
         "vol-wipe",
         "vol-import",
+    ],
+    "Domain Interfaces (help keyword 'interface')": [
+        "domiflist",
+        "domifaddr",
+        "domifstat",
+        "domif-setlink",
+        "domif-getlink",
     ],
     "vmkit": ["guest"],
 }

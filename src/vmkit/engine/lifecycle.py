@@ -37,6 +37,10 @@ def start(ctx: Context, key: str, *, paused: bool = False) -> DomainEntry:
                 state="running",
                 required="shut off",
             )
+        from vmkit.engine.saves import resume_managed_save
+
+        if resume_managed_save(ctx, entry, paused=paused):
+            return lookup(ctx, uuid)
         dom = parse_domain(entry.definition.xml)
         with _naming(entry.name):
             launch_domain(ctx, entry.definition, dom, paused=paused)
