@@ -221,8 +221,7 @@ def pci_bus_props(
     """bus= (and addr=) for a PCI device plugged now: the XML's address, else a free slot."""
     family = family_of(dom)
     if address is not None and address.type == "pci":
-        xpath = "/" + what
-        bus, slot = int_attr(address, "bus", xpath), int_attr(address, "slot", xpath)
+        bus, slot = int_attr(address, "bus", "."), int_attr(address, "slot", ".")
         if bus == 0 and family is Family.Q35:
             raise InvalidConfig(
                 f"{what} cannot be hot-plugged into pcie.0 (bus 0) of a q35 machine: "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection
 
-from vmkit.model.domain import Domain
+from vmkit.model.domain import Clock, Domain
 from vmkit.model.validate import bus_for_target
 
 DEFAULT_MACHINE = "pc"
@@ -32,6 +32,15 @@ def complete_domain(
     """Fill in what libvirt fills in at define time; mutates and returns `dom`."""
     if dom.os.machine is None:
         dom.os.machine = DEFAULT_MACHINE
+    if dom.current_memory_kib is None:
+        dom.current_memory_kib = dom.memory_kib
+    if dom.vcpu.placement is None:
+        dom.vcpu.placement = "static"
+    if dom.clock is None:
+        dom.clock = Clock()
+    dom.on_poweroff = dom.effective_on_poweroff
+    dom.on_reboot = dom.effective_on_reboot
+    dom.on_crash = dom.effective_on_crash
     for disk in dom.devices.disks:
         if disk.target_bus is None:
             disk.target_bus = bus_for_target(disk.target_dev)

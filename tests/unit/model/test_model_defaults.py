@@ -57,6 +57,10 @@ def test_complete_domain_fills_in_what_libvirt_does() -> None:
     macs = [n.mac_address for n in dom.devices.interfaces]
     assert all(m is not None and MAC_RE.match(m) for m in macs)
     assert len(set(macs)) == 3
+    assert dom.current_memory_kib == dom.memory_kib
+    assert dom.vcpu.placement == "static"
+    assert dom.clock is not None and dom.clock.offset == "utc"
+    assert (dom.on_poweroff, dom.on_reboot, dom.on_crash) == ("destroy", "restart", "destroy")
     validate_domain(dom)
 
 

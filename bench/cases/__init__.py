@@ -1,0 +1,1 @@
+"""The measured cases; each covers one or more rows of bench.rows."""
