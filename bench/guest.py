@@ -1,6 +1,6 @@
 """The tiny guest every system boots, the domain XML they share, and watching the console.
 
-The guest (a Debian cloud kernel + busybox initramfs, vmkit.guest) is built once into a cache
+The guest (a Debian cloud kernel + busybox initramfs) is built by `vmkit guest build` into a cache
 folder (default /var/cache/vmkit-test-guest, shared with the integration tests) and copied into
 the run's folder, so that all three systems boot the very same files and libvirt's DAC
 relabelling never touches the shared cache.
@@ -8,12 +8,17 @@ relabelling never touches the shared cache.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
+
+if TYPE_CHECKING:
+    from bench.vmkit_side import Vmkit
 
 DEFAULT_CACHE = Path("/var/cache/vmkit-test-guest")
 FALLBACK_MARKER = "VMKIT-GUEST-BOOTED"
@@ -29,20 +34,24 @@ class Guest:
     prompt: bytes
 
 
-def prepare_guest(cache: Path, into: Path, say: object = None) -> Guest:
-    """Build (or reuse) the tiny guest in `cache`, copy kernel + initramfs into `into`."""
-    from vmkit.guest import BOOT_MARKER, PROMPT, build_guest
-
-    image = build_guest(cache, progress=lambda m: print(f"bench: guest: {m}", flush=True))
+def prepare_guest(vmkit: Vmkit, cache: Path, into: Path) -> Guest:
+    """`vmkit guest build --json --output CACHE` (reused when cached), copied into `into`."""
+    result = vmkit.run("guest", "build", "--json", "--output", str(cache), timeout=900)
+    image = json.loads(result.stdout)
+    try:
+        from vmkit.guest import BOOT_MARKER as marker
+        from vmkit.guest import PROMPT as prompt
+    except ImportError:
+        marker, prompt = FALLBACK_MARKER, FALLBACK_PROMPT
     into.mkdir(parents=True, exist_ok=True)
     into.chmod(0o755)
     kernel = into / "vmlinuz"
     initramfs = into / "initramfs.cpio.gz"
-    shutil.copyfile(image.kernel, kernel)
-    shutil.copyfile(image.initramfs, initramfs)
+    shutil.copyfile(image["kernel"], kernel)
+    shutil.copyfile(image["initramfs"], initramfs)
     kernel.chmod(0o644)
     initramfs.chmod(0o644)
-    return Guest(kernel, initramfs, image.cmdline, BOOT_MARKER.encode(), PROMPT.encode())
+    return Guest(kernel, initramfs, image["cmdline"], marker.encode(), prompt.encode())
 
 
 def domain_uuid(system: str, name: str) -> str:

@@ -76,7 +76,9 @@ class Session:
         from bench.guest import prepare_guest
 
         try:
-            self.guest = prepare_guest(self.options.guest_cache, self.root / "guest")
+            assert self.vmkit is not None
+            self.log("preparing the tiny guest (vmkit guest build)")
+            self.guest = prepare_guest(self.vmkit, self.options.guest_cache, self.root / "guest")
         except Exception as exc:
             self.guest_problem = f"no guest: {exc}"
             self.log(self.guest_problem)
