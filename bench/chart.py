@@ -46,7 +46,9 @@ def write_chart(data: dict[str, Any], path: Path) -> str | None:
     floor = [p[1] if p[1] is not None else 0.0 for p in points]
     libvirt = [p[2] if p[2] is not None else 0.0 for p in points]
     ax.barh([y - bar / 2 for y in ys], floor, height=bar, label="vmkit / floor", color="#4c72b0")
-    ax.barh([y + bar / 2 for y in ys], libvirt, height=bar, label="vmkit / libvirt", color="#dd8452")
+    ax.barh(
+        [y + bar / 2 for y in ys], libvirt, height=bar, label="vmkit / libvirt", color="#dd8452"
+    )
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(ys)
     ax.set_yticklabels([p[0] for p in points], fontsize=8)

@@ -1,10 +1,10 @@
 """`python -m bench`: options, the plan of each mode, running it, writing the results.
 
-    python -m bench                 every row, warm-up + 5 counted runs (about 15-20 minutes)
-    python -m bench --quick         fewer runs, 4 domains in parallel (under 3 minutes)
-    python -m bench --selftest      1 warm-up + 2 runs of the cheap rows (CI smoke test)
-    --no-libvirt                    leave libvirt out ("not installed")
-    --out DIR                       results folder (default ./results/<timestamp>/)
+python -m bench                 every row, warm-up + 5 counted runs (about 15-20 minutes)
+python -m bench --quick         fewer runs, 4 domains in parallel (under 3 minutes)
+python -m bench --selftest      1 warm-up + 2 runs of the cheap rows (CI smoke test)
+--no-libvirt                    leave libvirt out ("not installed")
+--out DIR                       results folder (default ./results/<timestamp>/)
 """
 
 from __future__ import annotations

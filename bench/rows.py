@@ -57,7 +57,9 @@ LIFE_ROWS = [
         _ratio(1.1, "libvirt", "<= 1.1 x libvirt"),
     ),
     Row("life.suspend_resume", "suspend + resume", S, BARE + " (QMP)", LIFE),
-    Row("life.save", "save", S, "QEMU migrate to file", LIFE, _ratio(1.1, "floor", "<= 1.1 x QEMU")),
+    Row(
+        "life.save", "save", S, "QEMU migrate to file", LIFE, _ratio(1.1, "floor", "<= 1.1 x QEMU")
+    ),
     Row("life.save_size", "save: state file size", B, "QEMU migrate to file", LIFE),
     Row(
         "life.restore",

@@ -133,9 +133,9 @@ def stop_qemus_under(root: Path) -> list[int]:
     found = []
     for pid in procs.all_pids():
         argv = procs.cmdline(pid)
-        if argv and "qemu-system" in Path(argv[0]).name and any(needle in a for a in argv):
-            if not procs.is_dead(pid):
-                found.append(procs.Pid.of(pid))
+        ours = argv and "qemu-system" in Path(argv[0]).name and any(needle in a for a in argv)
+        if ours and not procs.is_dead(pid):
+            found.append(procs.Pid.of(pid))
     for entry in found:
         procs.kill_and_wait(entry, timeout=5)
     return [e.pid for e in found]

@@ -142,7 +142,7 @@ def run_parallel(argvs: Sequence[list[str]], env: dict[str, str] | None = None) 
     running = [procs.spawn(argv, env=env) for argv in argvs]
     failed: procs.CommandFailed | None = None
     for argv, proc in zip(argvs, running, strict=True):
-        out, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=300)
         procs.release(proc)
         if proc.returncode != 0 and failed is None:
             failed = procs.CommandFailed(argv, proc.returncode, err.decode(errors="replace"))

@@ -88,9 +88,7 @@ class StorageCase(Case):
         make_image(pool / "disk.qcow2")
         if system == "floor":
             return
-        if system == "vmkit" and not self._vmkit_has(CLONE_COMMANDS):
-            pass
-        else:
+        if system == "libvirt" or self._vmkit_has(CLONE_COMMANDS):
             self._cli(system, "pool-create-as", "bench", "dir", "--target", str(pool))
         if system == "libvirt" or self._vmkit_has(SNAPSHOT_COMMANDS):
             self._define_disk_domain(system)
@@ -100,7 +98,9 @@ class StorageCase(Case):
         assert self.session.guest is not None
         uuid = domain_uuid(system, "snap0")
         xml = domain_xml(self.session.guest, "snap0", uuid)
-        xml = xml.replace("<devices>", "<devices>\n    " + disk_xml(self.pool_dir(system) / "disk.qcow2"))
+        xml = xml.replace(
+            "<devices>", "<devices>\n    " + disk_xml(self.pool_dir(system) / "disk.qcow2")
+        )
         path = self.pool_dir(system) / "snap0.xml"
         path.write_text(xml)
         assert isinstance(driver, VmkitDriver | LibvirtDriver)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -120,9 +118,9 @@ def _wanted(row: domains.DomainRow, a: argparse.Namespace) -> bool:
         states.append("shut off")
     if states and row.state not in states:
         return False
-    if a.autostart and not row.autostart or a.no_autostart and row.autostart:
+    if (a.autostart and not row.autostart) or (a.no_autostart and row.autostart):
         return False
-    return not (a.transient and row.persistent or a.persistent and not row.persistent)
+    return not ((a.transient and row.persistent) or (a.persistent and not row.persistent))
 
 
 def _list(ctx: Context, args: argparse.Namespace) -> int:
@@ -209,6 +207,9 @@ def _dumpxml(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _edit(ctx: Context, args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
     entry = domains.lookup(ctx, args.domain)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.TemporaryDirectory(prefix="vmkit-edit-") as tmp:

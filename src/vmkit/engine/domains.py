@@ -16,7 +16,6 @@ from vmkit.engine import states
 from vmkit.engine.context import Context
 from vmkit.engine.faults import fault_point
 from vmkit.engine.runtime import is_active, reconcile
-from vmkit.engine.summary import summarize
 from vmkit.errors import Conflict, InvalidConfig, NotFound, WrongState
 from vmkit.state.records import DOMAIN, Definition, DomainEntry
 
@@ -176,6 +175,8 @@ def _row(ctx: Context, entry: DomainEntry) -> DomainRow:
     state, reason = state_of(ctx, entry)
     title = ""
     if "<title>" in entry.definition.xml:
+        from vmkit.engine.summary import summarize
+
         title = summarize(entry.definition.xml).title
     return DomainRow(
         entry.domain_id if is_active(entry) else None,
@@ -212,6 +213,8 @@ def dominfo(ctx: Context, key: str) -> DomainInfo:
     active = is_active(entry)
     rt = entry.runtime
     xml = rt.live_xml if active and rt is not None and rt.live_xml else entry.definition.xml
+    from vmkit.engine.summary import summarize
+
     s = summarize(xml)
     state, _ = state_of(ctx, entry)
     cpu_time = _cpu_seconds(rt.pid) if active and rt is not None and rt.pid else None

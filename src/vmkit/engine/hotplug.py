@@ -298,9 +298,7 @@ def _parse(xml: str | bytes, source: str) -> tuple[Device, DeviceHandler]:
     return device, handler
 
 
-def attach_device(
-    ctx: Context, key: str, xml: str | bytes, source: str, flags: Flags
-) -> Device:
+def attach_device(ctx: Context, key: str, xml: str | bytes, source: str, flags: Flags) -> Device:
     """attach-device: add the device the XML describes; returns it."""
     device, handler = _parse(xml, source)
     handler.attach(ctx, key, device, flags)

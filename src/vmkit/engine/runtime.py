@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from vmkit.engine import states
 from vmkit.engine.context import Context, host_tsc_khz
 from vmkit.engine.faults import fault_point
-from vmkit.engine.nics import create_taps, delete_taps, plan_taps, tap_names
 from vmkit.engine.runfiles import RunFiles
 from vmkit.errors import VmkitError
 from vmkit.qemu.process import QemuProcess, kill_process, process_state, wait_dead
@@ -53,6 +52,7 @@ def launch_domain(
     paused=True with it: the caller feeds the stream and decides when to `cont`.
     """
     from vmkit.engine.launch import build_launch_argv, needs_qmp_setup, setup_over_qmp
+    from vmkit.engine.nics import create_taps, delete_taps, plan_taps, tap_names
     from vmkit.qemu.process import launch
 
     store = ctx.store
@@ -130,8 +130,10 @@ def finish_run(ctx: Context, entry: DomainEntry, reason: str) -> bool:
     rt = entry.runtime
     if rt is not None and rt.run_dir is not None:
         RunFiles.from_run_dir(ctx.paths, rt.run_dir, entry.uuid).remove_runtime()
-    if rt is not None:
-        delete_taps(str(t) for t in rt.extras.get("taps", []))
+    if rt is not None and rt.extras.get("taps"):
+        from vmkit.engine.nics import delete_taps
+
+        delete_taps(str(t) for t in rt.extras["taps"])
     store = ctx.store
     with store.transaction():
         store.log_event(DOMAIN, entry.uuid, entry.name, "stopped", reason)
