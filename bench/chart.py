@@ -16,14 +16,22 @@ MISSING_NOTE = (
 )
 
 
-def chart_points(rows: Sequence[dict[str, Any]]) -> list[tuple[str, float | None, float | None]]:
-    """(title, vmkit/floor, vmkit/libvirt) of every row with at least one ratio (from the JSON)."""
-    points = []
+Point = tuple[str, float | None, float | None, float | None, str]
+
+
+def chart_points(rows: Sequence[dict[str, Any]]) -> list[Point]:
+    """(title, vmkit/floor, vmkit/libvirt, target ratio, target's system) of every row with at
+    least one ratio, from the JSON rows."""
+    points: list[Point] = []
     for row in rows:
         r = row["ratios"]
         if r["vmkit/floor"] is None and r["vmkit/libvirt"] is None:
             continue
-        points.append((row["title"], r["vmkit/floor"], r["vmkit/libvirt"]))
+        target = row.get("target") or {}
+        limit = target.get("limit") if target.get("kind") == "ratio" else None
+        points.append(
+            (row["title"], r["vmkit/floor"], r["vmkit/libvirt"], limit, target.get("against", ""))
+        )
     return points
 
 
@@ -39,27 +47,49 @@ def write_chart(data: dict[str, Any], path: Path) -> str | None:
     points = chart_points(data["rows"])
     if not points:
         return "chart.png not written: no row has a ratio"
-    height = 1.2 + 0.38 * len(points)
-    fig, ax = plt.subplots(figsize=(10, height))
-    ys = list(range(len(points)))
+    values = [v for p in points for v in p[1:3] if v]
+    log = bool(values) and max(values) / min(values) > 20
+    tiny = min(values) / 2 if values else 0.01  # where a ratio of 0 is drawn on a log axis
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.42 * len(points)))
     bar = 0.38
-    floor = [p[1] if p[1] is not None else 0.0 for p in points]
-    libvirt = [p[2] if p[2] is not None else 0.0 for p in points]
-    ax.barh([y - bar / 2 for y in ys], floor, height=bar, label="vmkit / floor", color="#4c72b0")
-    ax.barh(
-        [y + bar / 2 for y in ys], libvirt, height=bar, label="vmkit / libvirt", color="#dd8452"
-    )
+    for offset, index, label, color in (
+        (-bar / 2, 1, "vmkit / floor", "#4c72b0"),
+        (bar / 2, 2, "vmkit / libvirt", "#dd8452"),
+    ):
+        for y, point in enumerate(points):
+            value = point[index]
+            if value is None:
+                continue
+            width = value if value > 0 or not log else tiny
+            ax.barh(y + offset, width, height=bar, color=color, label=label if y == 0 else None)
+            ax.text(width, y + offset, f" {value:.2f}x", va="center", fontsize=7)
+    for y, point in enumerate(points):
+        limit, against = point[3], point[4]
+        if limit is not None:
+            offset = -bar / 2 if against == "floor" else bar / 2
+            ax.plot(
+                [limit, limit],
+                [y + offset - bar / 2, y + offset + bar / 2],
+                color="red",
+                linewidth=2,
+            )
+    ax.plot([], [], color="red", linewidth=2, label="target (ratio rows)")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_yticks(ys)
+    ax.set_yticks(range(len(points)))
     ax.set_yticklabels([p[0] for p in points], fontsize=8)
     ax.invert_yaxis()
-    positive = [v for v in floor + libvirt if v > 0]
-    if positive and max(positive) / min(positive) > 20:
+    if log:
         ax.set_xscale("log")
-    ax.set_xlabel("ratio of medians (1 = same as the compared system; lower is better for times)")
+    ax.set_xlabel(
+        "ratio of medians: vmkit / compared system (times and memory: lower is better;"
+        " throughput: higher is better)",
+        fontsize=8,
+    )
     meta = data.get("meta", {})
     ax.set_title(f"vmkit benchmark ({meta.get('mode', '')}, {meta.get('started', '')})")
-    ax.legend(loc="lower right", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -15,7 +15,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 if TYPE_CHECKING:
     from bench.vmkit_side import Vmkit
@@ -75,7 +75,8 @@ def domain_xml(
     """
     log = ""
     if console_log is not None:
-        log = f"<log file={quoteattr(str(console_log))} append='off'/>"
+        path = escape(str(console_log), {"'": "&apos;"})
+        log = f"<log file='{path}' append='off'/>"
     return f"""<domain type='qemu'>
   <name>{escape(name)}</name>
   <uuid>{uuid}</uuid>

@@ -15,7 +15,7 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -138,6 +138,13 @@ def mark_skipped(results: dict[str, RowResult], note: str) -> None:
                 cell.note = note
 
 
+def retitle_scale(results: dict[str, RowResult], count: int) -> None:
+    """The scale rows say how many domains they really started."""
+    for key in ("scale.seq", "scale.par"):
+        row = results[key].row
+        results[key].row = replace(row, title=row.title.replace("10 ", f"{count} ", 1))
+
+
 def default_out() -> Path:
     return Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
@@ -175,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = Session.open(options)
     try:
         session.prepare(need_guest=bool(groups & {"cli", "life", "scale", "store"}))
-        info.notes += session_notes(session, plan)
+        info.notes += session_notes(session, plan, groups)
         for case, warmup, runs in build_cases(session, plan, groups):
             run_case(case, results, SYSTEMS, warmup, runs)
     except KeyboardInterrupt:
@@ -184,12 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         session.close()
     mark_skipped(results, f"not part of this run ({mode}{', --only' if args.only else ''})")
+    retitle_scale(results, plan.scale_domains)
     return write_results(out, info, list(results.values()))
 
 
-def session_notes(session: Session, plan: Plan) -> list[str]:
+def session_notes(session: Session, plan: Plan, groups: set[str]) -> list[str]:
     notes = [f"temporary folder {session.root}"]
-    if plan.scale_domains != 10:
+    if "scale" in groups and plan.scale_domains != 10:
         notes.append(f"scale rows use {plan.scale_domains} domains, not 10")
     if session.libvirt_status is not None:
         notes.append(f"libvirt: {session.libvirt_status[1]}")

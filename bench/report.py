@@ -58,7 +58,7 @@ def format_verdict(result: RowResult, verdict: Verdict | None) -> str:
     if target is None or verdict is None:
         return ""
     if verdict.measured is None:
-        measured = "n/a"
+        return f"{target.text}: n/a"
     elif target.kind is TargetKind.RATIO:
         measured = format_ratio(verdict.measured)
     elif target.kind is TargetKind.MAXIMUM:
@@ -117,12 +117,21 @@ def table_lines(results: Sequence[RowResult]) -> list[str]:
 
 
 def note_lines(results: Sequence[RowResult]) -> list[str]:
+    """One line per distinct note (errors, "not available yet", ...); skipped rows once."""
     seen: dict[str, list[str]] = {}
+    skipped: set[str] = set()
     for result in results:
         for system, cell in result.cells.items():
-            if cell.note:
+            if cell.status is Status.SKIPPED and cell.note.startswith("not part of"):
+                skipped.add(cell.note)
+            elif cell.note:
                 seen.setdefault(f"{system}: {cell.note}", []).append(result.row.key)
-    return [f"  {', '.join(keys)} -- {text}" for text, keys in seen.items()]
+    lines = [f"  {_keys(keys)}: {text}" for text, keys in seen.items()]
+    return lines + [f"  skipped rows: {note}" for note in sorted(skipped)]
+
+
+def _keys(keys: list[str]) -> str:
+    return ", ".join(keys) if len(keys) <= 4 else f"{', '.join(keys[:3])} (+{len(keys) - 3} rows)"
 
 
 def cell_json(cell: Cell) -> dict[str, Any]:

@@ -105,11 +105,21 @@ MEM_ROWS = [
 
 NET_MODELS = ("bridge", "hostonly", "route", "nat", "isolated")
 NET_ROWS = [
-    Row("net.veth", "TCP: plain veth pair", Unit.BITS_PER_SECOND, "veth pair", NET, None, True),
-    Row("net.bridge", "TCP: plain bridge", Unit.BITS_PER_SECOND, "plain bridge", NET, None, True),
+    Row(
+        "net.veth_pair", "TCP: plain veth pair", Unit.BITS_PER_SECOND, "veth pair", NET, None, True
+    ),
+    Row(
+        "net.plain_bridge",
+        "TCP: plain bridge",
+        Unit.BITS_PER_SECOND,
+        "plain bridge",
+        NET,
+        None,
+        True,
+    ),
 ] + [
     Row(
-        f"net.{model}",
+        f"net.vmkit_{model}",
         f"TCP: vmkit network '{model}'",
         Unit.BITS_PER_SECOND,
         "plain bridge",

@@ -86,13 +86,16 @@ def iperf(client: str, server: str, server_ip: str, seconds: int) -> float:
     srv = procs.spawn(ns_argv(server, "iperf3", "-s", "-1", "-B", server_ip))
     try:
         argv = ns_argv(client, "iperf3", "-c", server_ip, "-t", str(seconds), "-J")
+        error = ""
         for _attempt in range(50):
             result = procs.run(argv, check=False, timeout=seconds + 30)
-            if result.rc == 0:
+            try:
                 data = json.loads(result.stdout)
                 return float(data["end"]["sum_received"]["bits_per_second"])
+            except (ValueError, KeyError, TypeError):
+                error = f"{result.stdout[-300:]} {result.stderr[-300:]}"
             time.sleep(0.1)  # the server is not listening yet
-        raise RuntimeError(f"iperf3 failed: {result.stdout[-300:]} {result.stderr[-300:]}")
+        raise RuntimeError(f"iperf3 failed: {error}")
     finally:
         if srv.poll() is None:
             srv.kill()
@@ -102,7 +105,7 @@ def iperf(client: str, server: str, server_ip: str, seconds: int) -> float:
 
 class NetworkCase(Case):
     name = "network"
-    rows = ("net.veth", "net.bridge", *(f"net.{m}" for m in NET_MODELS))
+    rows = ("net.veth_pair", "net.plain_bridge", *(f"net.vmkit_{m}" for m in NET_MODELS))
 
     def __init__(self, session: Session, seconds: int = 3) -> None:
         self.session = session
@@ -129,7 +132,9 @@ class NetworkCase(Case):
 
     def row_status(self, system: str) -> dict[str, tuple[Status, str]]:
         if system == "vmkit":  # baselines only exist on the floor
-            return {k: (Status.SKIPPED, "baseline row") for k in ("net.veth", "net.bridge")}
+            return {
+                k: (Status.SKIPPED, "baseline row") for k in ("net.veth_pair", "net.plain_bridge")
+            }
         return {}
 
     def run_once(self, system: str) -> Mapping[str, float]:
@@ -137,15 +142,15 @@ class NetworkCase(Case):
         if system == "floor":
             veth = self._veth()
             bridge = self._bridge()
-            values = {"net.veth": veth, "net.bridge": bridge}
-            values.update({f"net.{m}": bridge for m in NET_MODELS})
+            values = {"net.veth_pair": veth, "net.plain_bridge": bridge}
+            values.update({f"net.vmkit_{m}": bridge for m in NET_MODELS})
             return values
         values = {}
         for index, model in enumerate(NET_MODELS):
             if model in self.failed_models:
                 continue
             try:
-                values[f"net.{model}"] = self._vmkit_network(model, index)
+                values[f"net.vmkit_{model}"] = self._vmkit_network(model, index)
             except Exception as exc:
                 self.failed_models[model] = str(exc)[-300:]
                 self.session.log(f"network: vmkit '{model}' failed: {exc}")

@@ -3,7 +3,8 @@
 The cases come from tests/unit/qemu/test_argv_cases.py (XML and Python-built domains). Each
 domain is rewritten to point at real things in a short temporary folder before its argv is
 built: small disk images (qcow2 via qemu-img, raw as sparse files), a character device node
-for `type='block'` sources (there are no loop devices here), the tiny guest's kernel and
+for `type='block'` sources (there are no loop devices here; it takes no O_DIRECT, so such a
+disk's cache none/directsync becomes writeback), the tiny guest's kernel and
 initramfs for direct kernel boot, listening sockets for chardevs that connect, a no-op ifup
 script. QEMU runs inside a throwaway network namespace, where it creates the taps it is
 told to use (never in the root namespace). Each QEMU must answer `query-status` with
@@ -35,7 +36,15 @@ from typing import Any
 import pytest
 
 from vmkit.errors import InvalidConfig
-from vmkit.model.devices import CharDevice, CharType, DiskDevice, DiskFormat, DiskType
+from vmkit.model.devices import (
+    CharDevice,
+    CharType,
+    DiskCache,
+    DiskDevice,
+    DiskFormat,
+    DiskIo,
+    DiskType,
+)
 from vmkit.qemu.argv import RuntimePaths, build_argv
 
 pytestmark = pytest.mark.integration
@@ -111,6 +120,9 @@ class Rewriter:
             disk.source = str(path)
             if disk.type is DiskType.BLOCK:
                 os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # like /dev/null
+                if disk.driver_cache in (DiskCache.NONE, DiskCache.DIRECTSYNC):
+                    disk.driver_cache = DiskCache.WRITEBACK  # no O_DIRECT on a char device
+                    disk.driver_io = None if disk.driver_io is DiskIo.NATIVE else disk.driver_io
             elif disk.driver_type is DiskFormat.QCOW2 and disk.device is not DiskDevice.CDROM:
                 subprocess.run(
                     ["qemu-img", "create", "-q", "-f", "qcow2", str(path), "16M"], check=True
@@ -149,12 +161,17 @@ class Qmp:
 
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(START_TIMEOUT)
-        self.sock.connect(str(path))
-        self.file = self.sock.makefile("rw")
-        greeting = json.loads(self.file.readline())
-        assert "QMP" in greeting
-        self.execute("qmp_capabilities")
+        self.file: Any = None
+        try:
+            self.sock.settimeout(START_TIMEOUT)
+            self.sock.connect(str(path))
+            self.file = self.sock.makefile("rw")
+            greeting = json.loads(self.file.readline())
+            assert "QMP" in greeting
+            self.execute("qmp_capabilities")
+        except BaseException:
+            self.close()
+            raise
 
     def execute(self, command: str) -> Any:
         self.file.write(json.dumps({"execute": command}) + "\n")
@@ -167,7 +184,8 @@ class Qmp:
         return reply["return"]
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
         self.sock.close()
 
 
@@ -226,8 +244,11 @@ def _run_paused(argv: list[str], paths: RuntimePaths, listen: list[Path]) -> Non
         status = qmp.execute("query-status")
         assert status["status"] == "prelaunch", status
         qmp.execute("quit")
-        assert proc.wait(timeout=START_TIMEOUT) == 0, stderr.read_text()
+        assert proc.wait(timeout=START_TIMEOUT) == 0
         assert "deprecated" not in stderr.read_text()
+    except (AssertionError, OSError, ValueError) as exc:
+        proc.poll()
+        pytest.fail(f"{exc!r}; QEMU rc {proc.returncode}, stderr:\n{stderr.read_text()}")
     finally:
         if qmp is not None:
             qmp.close()

@@ -22,6 +22,7 @@ _GUEST = "vmkit.cli.guest_cmds"
 _POOL = "vmkit.cli.pool_cmds"
 _VOL = "vmkit.cli.vol_cmds"
 _NET = "vmkit.cli.net_cmds"
+_NETNS = "vmkit.cli.netns_cmds"
 _IFACE = "vmkit.cli.iface_cmds"
 _DISK = "vmkit.cli.disk_cmds"
 _SNAP = "vmkit.cli.snapshot_cmds"
@@ -125,6 +126,28 @@ COMMANDS: dict[str, Command] = {
     "domifstat": Command(_IFACE, "get network interface stats for a domain"),
     "domif-setlink": Command(_IFACE, "set link state of a virtual interface"),
     "domif-getlink": Command(_IFACE, "get link state of a virtual interface"),
+    # networking
+    "net-define": Command(_NET, "define an inactive persistent virtual network from an XML file"),
+    "net-create": Command(_NET, "create (start) a transient network from an XML file"),
+    "net-start": Command(_NET, "start a (previously defined) inactive network"),
+    "net-destroy": Command(_NET, "destroy (stop) a network"),
+    "net-undefine": Command(_NET, "undefine a persistent network"),
+    "net-list": Command(_NET, "list networks"),
+    "net-info": Command(_NET, "network information"),
+    "net-dumpxml": Command(_NET, "network information in XML"),
+    "net-edit": Command(_NET, "edit XML configuration for a network"),
+    "net-autostart": Command(_NET, "autostart a network"),
+    "net-start-autostart": Command(_NET, "start every network marked autostart (for boot)"),
+    "net-uuid": Command(_NET, "convert a network name to network UUID"),
+    "net-name": Command(_NET, "convert a network UUID to network name"),
+    "net-dhcp-leases": Command(_NET, "print lease info for a given network"),
+    "net-update": Command(_NET, "update parts of an existing network's configuration"),
+    "port-forward": Command(_NET, "forward host ports into NAT'd guests (add, remove, list)"),
+    "netns": Command(_NETNS, "network namespaces (add, delete, list, exec)"),
+    "veth": Command(_NETNS, "veth pairs (add, delete)"),
+    "router": Command(_NETNS, "a namespace as a network's router with SNAT (add, delete, list)"),
+    "iface-bridge": Command(_NETNS, "create a bridge device and attach an existing device to it"),
+    "iface-unbridge": Command(_NETNS, "undefine a bridge device after detaching its device"),
     # vmkit
     "guest": Command(_GUEST, "build the tiny test guest (kernel + initramfs)"),
 }
@@ -234,6 +257,29 @@ GROUPS: dict[str, list[str]] = {
         "domifstat",
         "domif-setlink",
         "domif-getlink",
+    ],
+    "Networking (help keyword 'network')": [
+        "net-define",
+        "net-create",
+        "net-start",
+        "net-destroy",
+        "net-undefine",
+        "net-list",
+        "net-info",
+        "net-dumpxml",
+        "net-edit",
+        "net-autostart",
+        "net-start-autostart",
+        "net-uuid",
+        "net-name",
+        "net-dhcp-leases",
+        "net-update",
+        "port-forward",
+        "netns",
+        "veth",
+        "router",
+        "iface-bridge",
+        "iface-unbridge",
     ],
     "vmkit": ["guest"],
 }

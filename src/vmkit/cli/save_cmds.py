@@ -93,7 +93,9 @@ def _restore(ctx: Context, args: argparse.Namespace) -> int:
     xml = read_xml_arg(args.xml)[0].decode() if args.xml else None
     entry = saves.restore(ctx, args.file, running=_wanted_state(args), xml=xml)
     state = entry.runtime.state if entry.runtime else ""
-    _say(args, f"Domain restored from {args.file}", name=entry.name, id=entry.domain_id, state=state)
+    _say(
+        args, f"Domain restored from {args.file}", name=entry.name, id=entry.domain_id, state=state
+    )
     return 0
 
 
@@ -143,8 +145,9 @@ def _clone(ctx: Context, args: argparse.Namespace) -> int:
             {
                 "name": result.name,
                 "uuid": result.uuid,
-                "disks": [{"target": d.target, "source": d.source, "file": d.file}
-                          for d in result.disks],
+                "disks": [
+                    {"target": d.target, "source": d.source, "file": d.file} for d in result.disks
+                ],
                 "linked": args.linked,
             }
         )

@@ -16,13 +16,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vmkit.engine import states
 from vmkit.engine.context import Context
@@ -32,40 +30,30 @@ from vmkit.engine.hotplug import (
     NOT_RUNNING,
     Edit,
     Flags,
-    Monitor,
     begin_edit,
+    block_parts,
+    block_stats_of,
     check_config,
     commit_edit,
-    family_of,
     open_monitor,
-    pci_bus_props,
-    peripherals,
+    plug_block,
+    quietly,
     refuse_microvm,
-    unplug,
+    swap_media,
+    unplug_block,
 )
 from vmkit.engine.runtime import is_active
-from vmkit.errors import (
-    Conflict,
-    InvalidConfig,
-    NotFound,
-    QemuError,
-    QmpError,
-    StorageError,
-    VmkitError,
-    WrongState,
-)
+from vmkit.errors import Conflict, InvalidConfig, NotFound, QemuError, StorageError, WrongState
 from vmkit.model.devices import Disk, DiskBus, DiskDevice, DiskType
 from vmkit.model.domain import Domain
 from vmkit.state.records import DOMAIN
 
 if TYPE_CHECKING:
-    from vmkit.qemu.argv_context import DeviceArg
     from vmkit.storage.qemuimg import QemuImg
     from vmkit.xml.device import Device
 
 HOTPLUG_BUSES = (DiskBus.VIRTIO, DiskBus.SCSI, DiskBus.USB)
 _QCOW2_MAGIC = b"QFI\xfb"
-_USB_ID_RE = re.compile(r"^usb\d*$")
 
 
 class MediaAction(StrEnum):
@@ -101,7 +89,7 @@ def disk_xml(a: DiskArgs) -> str:
     if a.mode not in (None, "readonly", "shareable"):
         raise InvalidConfig(f"--mode '{a.mode}' is not supported (readonly, shareable)")
     source_type = a.sourcetype or ("block" if _is_block(a.source) else "file")
-    el = Elem("disk", type=source_type, device=a.type or "disk")
+    el = Elem("disk", type=source_type, device=a.type)
     if a.driver or a.subdriver or a.cache or a.io:
         el.sub("driver", name=a.driver, type=a.subdriver, cache=a.cache, io=a.io)
     if a.source:
@@ -179,7 +167,8 @@ def check_disk_conflicts(ctx: Context, dom: Domain, disks: Sequence[Disk] | None
         assert disk.source is not None
         key = _file_key(disk.source)
         for other_name, other in users:
-            if other is disk or other.source is None or _file_key(other.source) != key:
+            itself = not other_name and other.target_dev == disk.target_dev
+            if itself or other.source is None or _file_key(other.source) != key:
                 continue
             if _may_share(disk, other):
                 continue
@@ -229,91 +218,6 @@ def _read_only(d: Disk) -> bool:
     return d.readonly or d.device is DiskDevice.CDROM
 
 
-# what QEMU gets for one disk -----------------------------------------------------------------
-
-
-@dataclass
-class _Parts:
-    """blockdev-add arguments (file node, then format node) and the -device(s) of one disk."""
-
-    blockdevs: list[dict[str, Any]]
-    devices: list[DeviceArg]
-
-    @property
-    def nodes(self) -> list[str]:
-        return [str(b["node-name"]) for b in self.blockdevs]
-
-    @property
-    def top_id(self) -> str:
-        """The device to unplug (usb-bot for a USB cdrom: its scsi-cd goes with it)."""
-        return str(self.devices[0].props["id"])
-
-    @property
-    def media_id(self) -> str:
-        """The device that holds the medium (a USB cdrom's scsi-cd)."""
-        return str(self.devices[-1].props["id"])
-
-
-def _qemu_parts(dom: Domain, disk: Disk) -> _Parts:
-    """What the argv builder gives `disk` in `dom` (node names, device ids), as QMP arguments."""
-    from vmkit.model.devices import ControllerType, Devices
-    from vmkit.qemu.argv_context import ArgvOptions, Ctx, DeviceArg, RuntimePaths
-    from vmkit.qemu.argv_disks import disk_items
-
-    ctrls = [c for c in dom.devices.controllers if c.type is not ControllerType.PCI]
-    one = Domain(name=dom.name, uuid=dom.uuid, os=dom.os, features=dom.features)
-    one.devices = Devices(disks=[disk], controllers=ctrls)
-    nowhere = Path("/nonexistent")
-    ctx = Ctx(one, ArgvOptions(accel="tcg"), RuntimePaths(*[nowhere] * 4), family_of(dom))
-    parts = _Parts([], [])
-    for item in disk_items(ctx):
-        if isinstance(item, DeviceArg):
-            if item.xpath == "/domain/devices/disk[1]":
-                parts.devices.append(item)
-        elif item[0] == "-blockdev":
-            parts.blockdevs.append(_blockdev_args(item[1]))
-    return parts
-
-
-def _blockdev_args(text: str) -> dict[str, Any]:
-    """`-blockdev` option text (render_opts: ',,' escapes, on/off, dotted keys) -> QMP dict."""
-    args: dict[str, Any] = {}
-    for part in _split_opts(text):
-        key, _, value = part.partition("=")
-        typed: str | bool = {"on": True, "off": False}.get(value, value)
-        *heads, last = key.split(".")
-        where = args
-        for head in heads:
-            where = where.setdefault(head, {})
-        where[last] = typed
-    return args
-
-
-def _split_opts(text: str) -> list[str]:
-    parts, cur, i = [], [], 0
-    while i < len(text):
-        if text[i] == "," and text[i + 1 : i + 2] == ",":
-            cur.append(",")
-            i += 2
-        elif text[i] == ",":
-            parts.append("".join(cur))
-            cur, i = [], i + 1
-        else:
-            cur.append(text[i])
-            i += 1
-    parts.append("".join(cur))
-    return parts
-
-
-def _device_add_args(mon: Monitor, dom: Domain, dev: DeviceArg, what: str) -> dict[str, Any]:
-    from vmkit.qemu.argv_context import Slot
-
-    args: dict[str, Any] = {"driver": dev.driver, **dev.props}
-    if dev.slot is Slot.PORT:
-        args.update(pci_bus_props(mon, dom, dev.address, what))
-    return args
-
-
 # hot-plug and unplug ---------------------------------------------------------------------------
 
 
@@ -326,76 +230,6 @@ def _check_hotpluggable(dom: Domain, disk: Disk, what: str) -> None:
             state=str(disk.target_bus),
             required="virtio, scsi or usb",
         )
-
-
-def _check_controllers(mon: Monitor, parts: _Parts, what: str, dom: Domain) -> None:
-    """The bus each device plugs into exists (a SCSI or USB controller)."""
-    have = peripherals(mon)
-    ours = {str(d.props["id"]) for d in parts.devices}
-    for dev in parts.devices:
-        bus = dev.props.get("bus")
-        ctrl = str(bus).rsplit(".", 1)[0] if isinstance(bus, str) else None
-        if ctrl is not None and ctrl not in ours and ctrl not in have and ctrl != "usb":
-            raise WrongState(
-                f"domain '{dom.name}' has no controller '{ctrl}' for {what}: add the "
-                "controller with --config and restart the domain",
-                state="no controller",
-                required=ctrl,
-            )
-        if dev.driver in ("usb-storage", "usb-bot") and not any(map(_USB_ID_RE.match, have)):
-            raise WrongState(
-                f"domain '{dom.name}' has no USB controller for {what}: add "
-                "<controller type='usb'/> with --config and restart the domain",
-                state="no USB controller",
-                required="a USB controller",
-            )
-
-
-def _plug(mon: Monitor, dom: Domain, disk: Disk, what: str) -> None:
-    """blockdev-add the nodes and device_add the device(s); undo all on the first failure."""
-    parts = _qemu_parts(dom, disk)
-    _check_controllers(mon, parts, what, dom)
-    nodes: list[str] = []
-    plugged: list[str] = []
-    try:
-        for args in parts.blockdevs:
-            mon.execute("blockdev-add", args)
-            nodes.append(str(args["node-name"]))
-        for dev in parts.devices:
-            mon.execute("device_add", _device_add_args(mon, dom, dev, what))
-            plugged.append(str(dev.props["id"]))
-    except QmpError as exc:
-        if plugged:
-            _quietly(lambda: unplug(mon, plugged[0], timeout=10.0, what=what))
-        _delete_nodes(mon, nodes)
-        raise QemuError(f"cannot attach {what}: {exc.desc}") from exc
-
-
-def _unplug_disk(mon: Monitor, dom: Domain, disk: Disk, timeout: float, what: str) -> list[str]:
-    """device_del + wait, then blockdev-del; returns the nodes QEMU would not delete."""
-    parts = _qemu_parts(dom, disk)
-    unplug(mon, parts.top_id, timeout=timeout, what=what)
-    return _delete_nodes(mon, parts.nodes)
-
-
-def _delete_nodes(mon: Monitor, nodes: Sequence[str]) -> list[str]:
-    """blockdev-del format node, then file node; a node that is not there is fine."""
-    problems: list[str] = []
-    for node in reversed(nodes):
-        try:
-            mon.execute("blockdev-del", {"node-name": node})
-        except QmpError as exc:
-            if "not found" not in exc.desc.lower():
-                problems.append(f"{node}: {exc.desc}")
-    return problems
-
-
-def _quietly(action: Any) -> None:
-    """Best-effort undo: its failure must not hide the error being reported."""
-    try:
-        action()
-    except VmkitError:
-        pass
 
 
 def _find_disk(dom: Domain, name: str, scope: str) -> Disk:
@@ -460,11 +294,11 @@ def _attach_live(ctx: Context, edit: Edit, disk: Disk, what: str) -> None:
     _check_hotpluggable(live, disk, what)
     check_disk_conflicts(ctx, live, [disk])
     with open_monitor(edit.entry) as mon:
-        _plug(mon, live, disk, what)
+        plug_block(mon, live, disk, what)
         try:
             commit_edit(ctx, edit, "disk-attached", disk.target_dev)
         except BaseException:
-            _quietly(lambda: _unplug_disk(mon, live, disk, 10.0, what))
+            quietly(lambda: unplug_block(mon, live, disk, 10.0, what))
             raise
 
 
@@ -490,7 +324,7 @@ def detach_disk(
         if edit.live is not None:
             _check_hotpluggable(edit.live, disk, what)
             with open_monitor(edit.entry) as mon:
-                problems = _unplug_disk(mon, edit.live, disk, timeout, what)
+                problems = unplug_block(mon, edit.live, disk, timeout, what)
         for dom, d in found:
             dom.devices.disks = [x for x in dom.devices.disks if x is not d]
         commit_edit(ctx, edit, "disk-detached", disk.target_dev)
@@ -547,16 +381,16 @@ def _change_media(
     for drive in drives:
         _check_media(drive, action, edit.name)
     what = f"drive '{drives[0].target_dev}' of domain '{edit.name}'"
-    kind = DiskType.BLOCK if source and _is_block(source) else DiskType.FILE
+    kind = drives[0].type
     if source:
+        kind = DiskType.BLOCK if _is_block(source) else DiskType.FILE
         _check_source(dataclasses.replace(drives[0], source=source, type=kind), what)
     if edit.live is not None:
-        live = drives[0]
+        new = dataclasses.replace(drives[0], source=source, type=kind)
         if source:
-            new = dataclasses.replace(live, source=source, type=kind)
             check_disk_conflicts(ctx, edit.live, [new])
         with open_monitor(edit.entry) as mon:
-            _swap_media(mon, edit.live, live, source, kind, force, what)
+            swap_media(mon, edit.live, drives[0], new, force=force, what=what)
     for drive in drives:
         drive.source, drive.type = source, kind
     if edit.config is not None:
@@ -578,60 +412,6 @@ def _check_media(drive: Disk, action: MediaAction, dom_name: str) -> None:
         raise WrongState(
             f"The disk device '{dev}' doesn't have media", state="empty", required="media"
         )
-
-
-def _swap_media(
-    mon: Monitor,
-    dom: Domain,
-    drive: Disk,
-    source: str | None,
-    kind: DiskType,
-    force: bool,
-    what: str,
-) -> None:
-    """Tray open, old medium out (its nodes deleted), new medium in, tray closed."""
-    old = _qemu_parts(dom, drive)
-    new = _qemu_parts(dom, dataclasses.replace(drive, source=source, type=kind))
-    dev_id = old.media_id
-    if not force:
-        _check_tray_unlocked(mon, dev_id, what)
-    removed = False
-    try:
-        mon.execute("blockdev-open-tray", {"id": dev_id, "force": True})
-        if drive.source is not None:
-            mon.execute("blockdev-remove-medium", {"id": dev_id})
-            removed = True
-            _delete_nodes(mon, old.nodes)
-        if source is not None:
-            _insert(mon, dev_id, new)
-    except QmpError as exc:
-        if removed:
-            _quietly(lambda: _insert(mon, dev_id, old))
-        raise QemuError(f"cannot change the media of {what}: {exc.desc}") from exc
-    finally:
-        _quietly(lambda: mon.execute("blockdev-close-tray", {"id": dev_id}))
-
-
-def _insert(mon: Monitor, dev_id: str, parts: _Parts) -> None:
-    added: list[str] = []
-    try:
-        for args in parts.blockdevs:
-            mon.execute("blockdev-add", args)
-            added.append(str(args["node-name"]))
-        mon.execute("blockdev-insert-medium", {"id": dev_id, "node-name": parts.nodes[-1]})
-    except QmpError:
-        _delete_nodes(mon, added)
-        raise
-
-
-def _check_tray_unlocked(mon: Monitor, dev_id: str, what: str) -> None:
-    for dev in mon.execute("query-block"):
-        if dev.get("qdev") == dev_id and dev.get("locked"):
-            raise WrongState(
-                f"the guest has locked the tray of {what}: use --force to change the media anyway",
-                state="locked",
-                required="unlocked",
-            )
 
 
 # domblklist, domblkinfo, domblkstat ----------------------------------------------------------
@@ -718,19 +498,7 @@ def block_stats(ctx: Context, key: str, name: str | None = None) -> dict[str, in
         reply = mon.execute("query-blockstats")
     totals = {field: 0 for field, _ in STAT_FIELDS}
     for disk in disks:
-        stats = _stats_of(reply, _qemu_parts(dom, disk))
+        stats = block_stats_of(reply, block_parts(dom, disk))
         for field, qmp_name in STAT_FIELDS:
             totals[field] += int(stats.get(qmp_name, 0))
     return totals
-
-
-def _stats_of(reply: list[dict[str, Any]], parts: _Parts) -> dict[str, Any]:
-    """The stats of the disk's device (qdev is its id, or a path under it) or format node."""
-    ids = {str(d.props["id"]) for d in parts.devices}
-    nodes = set(parts.nodes)
-    for entry in reply:
-        qdev = str(entry.get("qdev", ""))
-        owner = qdev.removeprefix("/machine/peripheral/").split("/")[0]
-        if owner in ids or entry.get("node-name") in nodes:
-            return dict(entry.get("stats", {}))
-    return {}

@@ -61,7 +61,11 @@ def parse_and_check(ctx: Context, xml_text: str | bytes, source: str) -> Domain:
 
     dom = parse_domain(xml_text, source=source)
     machines = ctx.qemu_info().machine_names()
-    validate_domain(dom, machines=machines)
+    try:
+        validate_domain(dom, machines=machines)
+    except InvalidConfig as exc:
+        exc.message = f"{source}: {exc.message}"  # name the file, as parse errors do
+        raise
     taken = [
         m for d in ctx.store.list(DOMAIN) if d.uuid != dom.uuid for m in _MAC_RE.findall(d.xml)
     ]

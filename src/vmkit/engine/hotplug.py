@@ -4,10 +4,12 @@ Owns: which configuration an operation changes (libvirt's `--live`, `--config`, 
 `--current`), the edit of a domain's live XML (runtime record) and persistent XML under its lock
 and their commit in one store transaction, the QMP steps every device kind needs (a free
 hot-plug slot, `device_del` and the wait for the guest to let go), and the dispatch of an
-attach-device / detach-device XML element to the handler of its kind.
+attach-device / detach-device XML element to the handler of its kind. Also the QMP side of
+block devices (`BlockParts`: a disk's nodes and devices as a start makes them; plug, unplug,
+media change), which disks.py drives.
 
 A device kind (disks.py; NICs later) implements `DeviceHandler` and is listed in `_handlers()`.
-Must not: know what any one kind of device needs from QEMU.
+Must not: lock, read or write the store outside `commit_edit`; decide what an operation means.
 """
 
 from __future__ import annotations
@@ -18,22 +20,26 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vmkit.engine.context import Context
 from vmkit.engine.runtime import is_active
-from vmkit.errors import InvalidConfig, QemuError, QmpError, WrongState
+from vmkit.errors import InvalidConfig, QemuError, QmpError, VmkitError, WrongState
 from vmkit.model.defaults import DEFAULT_MACHINE
-from vmkit.model.devices import Address
+from vmkit.model.devices import Address, ControllerType, Devices, Disk
 from vmkit.model.domain import Domain
 from vmkit.qemu.argv_context import Family, OptValue, int_attr, machine_family
 from vmkit.state.records import DOMAIN, DomainEntry
-from vmkit.xml.device import Device
+
+if TYPE_CHECKING:
+    from vmkit.qemu.argv_context import DeviceArg
+    from vmkit.xml.device import Device
 
 NOT_RUNNING = "Requested operation is not valid: domain is not running"
 DETACH_TIMEOUT = 30.0
 _ROOT_PORTS = ("pcie-root-port", "ioh3420")
 _PORT_ID_RE = re.compile(r"^pci\.(\d+)$")
+_USB_RE = re.compile(r"^usb\d*$")
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,214 @@ def unplug(mon: Monitor, dev_id: str, *, timeout: float, what: str) -> None:
             "guest must be running and support PCI hot-unplug (ACPI on pc, pciehp on q35); "
             "run the detach again to finish once the guest has let go of it"
         )
+
+
+# block devices over QMP -----------------------------------------------------------------------
+
+
+@dataclass
+class BlockParts:
+    """blockdev-add arguments (file node, then format node) and the -device(s) of one disk."""
+
+    blockdevs: list[dict[str, Any]]
+    devices: list[DeviceArg]
+
+    @property
+    def nodes(self) -> list[str]:
+        return [str(b["node-name"]) for b in self.blockdevs]
+
+    @property
+    def top_id(self) -> str:
+        """The device to unplug (usb-bot for a USB cdrom: its scsi-cd goes with it)."""
+        return str(self.devices[0].props["id"])
+
+    @property
+    def media_id(self) -> str:
+        """The device that holds the medium (a USB cdrom's scsi-cd)."""
+        return str(self.devices[-1].props["id"])
+
+    @property
+    def ids(self) -> set[str]:
+        return {str(d.props["id"]) for d in self.devices}
+
+
+def block_parts(dom: Domain, disk: Disk) -> BlockParts:
+    """What a start gives `disk` in `dom` (node names, device ids), as QMP arguments: the argv
+    builder's own output for a domain holding just that disk and `dom`'s controllers."""
+    from vmkit.qemu.argv_context import ArgvOptions, Ctx, DeviceArg, RuntimePaths
+    from vmkit.qemu.argv_disks import disk_items
+
+    ctrls = [c for c in dom.devices.controllers if c.type is not ControllerType.PCI]
+    one = Domain(name=dom.name, uuid=dom.uuid, os=dom.os, features=dom.features)
+    one.devices = Devices(disks=[disk], controllers=ctrls)
+    nowhere = Path("/nonexistent")
+    ctx = Ctx(one, ArgvOptions(accel="tcg"), RuntimePaths(*[nowhere] * 4), family_of(dom))
+    parts = BlockParts([], [])
+    for item in disk_items(ctx):
+        if isinstance(item, DeviceArg):
+            if item.xpath == "/domain/devices/disk[1]":
+                parts.devices.append(item)
+        elif item[0] == "-blockdev":
+            parts.blockdevs.append(blockdev_args(item[1]))
+    return parts
+
+
+def blockdev_args(text: str) -> dict[str, Any]:
+    """`-blockdev` option text (',,' escapes, on/off, dotted keys) -> blockdev-add arguments."""
+    args: dict[str, Any] = {}
+    for part in _split_opts(text):
+        key, _, value = part.partition("=")
+        typed: str | bool = {"on": True, "off": False}.get(value, value)
+        *heads, last = key.split(".")
+        where = args
+        for head in heads:
+            where = where.setdefault(head, {})
+        where[last] = typed
+    return args
+
+
+def _split_opts(text: str) -> list[str]:
+    parts: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        pair = text[i : i + 2] == ",,"
+        if text[i] == "," and not pair:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(text[i])
+        i += 2 if pair else 1
+    parts.append("".join(cur))
+    return parts
+
+
+def plug_block(mon: Monitor, dom: Domain, disk: Disk, what: str) -> None:
+    """blockdev-add the nodes, device_add the device(s); undo all on the first failure."""
+    from vmkit.qemu.argv_context import Slot
+
+    parts = block_parts(dom, disk)
+    _check_controllers(mon, parts, dom, what)
+    devices: list[dict[str, Any]] = []
+    for dev in parts.devices:
+        devices.append({"driver": dev.driver, **dev.props})
+        if dev.slot is Slot.PORT:
+            devices[-1].update(pci_bus_props(mon, dom, dev.address, what))
+    nodes: list[str] = []
+    plugged: list[str] = []
+    try:
+        for args in parts.blockdevs:
+            mon.execute("blockdev-add", args)
+            nodes.append(str(args["node-name"]))
+        for args in devices:
+            mon.execute("device_add", args)
+            plugged.append(str(args["id"]))
+    except VmkitError as exc:
+        if plugged:
+            quietly(lambda: unplug(mon, plugged[0], timeout=10.0, what=what))
+        delete_nodes(mon, nodes)
+        if isinstance(exc, QmpError):
+            raise QemuError(f"cannot attach {what}: {exc.desc}") from exc
+        raise
+
+
+def _check_controllers(mon: Monitor, parts: BlockParts, dom: Domain, what: str) -> None:
+    """The bus each device plugs into exists (a SCSI or USB controller)."""
+    have = peripherals(mon)
+    for dev in parts.devices:
+        bus = dev.props.get("bus")
+        ctrl = str(bus).rsplit(".", 1)[0] if isinstance(bus, str) else None
+        usb = dev.driver in ("usb-storage", "usb-bot")
+        if ctrl in parts.ids or not (ctrl or usb):
+            continue
+        if (ctrl is not None and ctrl not in have) or (usb and not any(map(_USB_RE.match, have))):
+            needed = f"controller '{ctrl}'" if ctrl else "USB controller"
+            raise WrongState(
+                f"domain '{dom.name}' has no {needed} for {what}: add it with --config "
+                "and restart the domain",
+                state="no controller",
+                required=needed,
+            )
+
+
+def unplug_block(mon: Monitor, dom: Domain, disk: Disk, timeout: float, what: str) -> list[str]:
+    """device_del + wait, then blockdev-del; returns the nodes QEMU would not delete."""
+    parts = block_parts(dom, disk)
+    unplug(mon, parts.top_id, timeout=timeout, what=what)
+    return delete_nodes(mon, parts.nodes)
+
+
+def delete_nodes(mon: Monitor, nodes: list[str]) -> list[str]:
+    """blockdev-del the format node, then the file node; returns what could not be deleted."""
+    problems: list[str] = []
+    for node in reversed(nodes):
+        try:
+            mon.execute("blockdev-del", {"node-name": node})
+        except QmpError as exc:
+            if "not found" not in exc.desc.lower():
+                problems.append(f"{node}: {exc.desc}")
+    return problems
+
+
+def quietly(action: Callable[[], object]) -> None:
+    """A best-effort undo: its failure must not hide the error being reported."""
+    with contextlib.suppress(VmkitError):
+        action()
+
+
+def swap_media(
+    mon: Monitor, dom: Domain, drive: Disk, new: Disk, *, force: bool, what: str
+) -> None:
+    """Tray open, old medium out (its nodes deleted), `new`'s medium in (if any), tray closed;
+    on failure the old medium goes back in."""
+    old = block_parts(dom, drive)
+    dev_id = old.media_id
+    if not force:
+        for dev in mon.execute("query-block"):
+            if dev.get("qdev") == dev_id and dev.get("locked"):
+                raise WrongState(
+                    f"the guest has locked the tray of {what}: use --force to change it anyway",
+                    state="locked",
+                    required="unlocked",
+                )
+    removed = False
+    try:
+        mon.execute("blockdev-open-tray", {"id": dev_id, "force": True})
+        if drive.source is not None:
+            mon.execute("blockdev-remove-medium", {"id": dev_id})
+            removed = True
+            delete_nodes(mon, old.nodes)
+        if new.source is not None:
+            _insert(mon, dev_id, block_parts(dom, new))
+    except QmpError as exc:
+        if removed:
+            quietly(lambda: _insert(mon, dev_id, old))
+        raise QemuError(f"cannot change the media of {what}: {exc.desc}") from exc
+    finally:
+        quietly(lambda: mon.execute("blockdev-close-tray", {"id": dev_id}))
+
+
+def _insert(mon: Monitor, dev_id: str, parts: BlockParts) -> None:
+    added: list[str] = []
+    try:
+        for args in parts.blockdevs:
+            mon.execute("blockdev-add", args)
+            added.append(str(args["node-name"]))
+        mon.execute("blockdev-insert-medium", {"id": dev_id, "node-name": parts.nodes[-1]})
+    except QmpError:
+        delete_nodes(mon, added)
+        raise
+
+
+def block_stats_of(reply: list[dict[str, Any]], parts: BlockParts) -> dict[str, Any]:
+    """From query-blockstats, the stats of the disk's device (qdev: its id or a path under it)
+    or of its format node; {} when QEMU has none (an empty drive)."""
+    nodes = set(parts.nodes)
+    for entry in reply:
+        owner = str(entry.get("qdev", "")).removeprefix("/machine/peripheral/").split("/")[0]
+        if owner in parts.ids or entry.get("node-name") in nodes:
+            return dict(entry.get("stats", {}))
+    return {}
 
 
 # attach-device / detach-device ---------------------------------------------------------------

@@ -49,7 +49,18 @@ def needs_qmp_setup(dom: Domain) -> bool:
     """Whether the start must stop at -S to set things QEMU's command line cannot."""
     if any(g.passwd for g in dom.devices.graphics):
         return True
+    if _balloon_target(dom) is not None:
+        return True
     return any(nic.link_state == "down" for nic in dom.devices.interfaces)
+
+
+def _balloon_target(dom: Domain) -> int | None:
+    """Bytes to balloon down to at start when currentMemory is below memory."""
+    cur = dom.current_memory_kib
+    balloon = dom.devices.memballoon
+    if cur is None or cur >= dom.memory_kib or (balloon is not None and balloon.model == "none"):
+        return None
+    return cur * 1024
 
 
 def setup_over_qmp(qmp_socket: Path, dom: Domain, *, resume: bool) -> None:
@@ -63,5 +74,8 @@ def setup_over_qmp(qmp_socket: Path, dom: Domain, *, resume: bool) -> None:
         for i, nic in enumerate(dom.devices.interfaces):
             if nic.link_state == "down":
                 qmp.execute("set_link", {"name": f"net{i}", "up": False})
+        target = _balloon_target(dom)
+        if target is not None:
+            qmp.execute("balloon", {"value": target})
         if resume:
             qmp.execute("cont")

@@ -238,7 +238,7 @@ def restore_image(
     try:
         _load_stream(ctx, rt.qmp_socket, source, image, dom.uuid, resume=running)
     except BaseException:
-        _kill_failed(ctx, dom.uuid)
+        kill_failed_start(ctx, dom.uuid)
         raise
     store = ctx.store
     if running:
@@ -270,8 +270,7 @@ def _definition_for(ctx: Context, dom: Domain) -> Definition:
         raise Conflict(
             "domain",
             existing.name,
-            f"the image holds domain '{dom.name}' but uuid {dom.uuid} is domain "
-            f"'{existing.name}'",
+            f"the image holds domain '{dom.name}' but uuid {dom.uuid} is domain '{existing.name}'",
         )
     return dataclasses.replace(existing, xml=xml)
 
@@ -315,7 +314,7 @@ def _tail(log: Path) -> str:
     return ("\n" + "\n".join(lines[-5:])) if lines else ""
 
 
-def _kill_failed(ctx: Context, uuid: str) -> None:
+def kill_failed_start(ctx: Context, uuid: str) -> None:
     """End a QEMU whose restore failed, and its record (a transient domain goes with it)."""
     from vmkit.qemu.process import kill_process, wait_dead
 

@@ -53,10 +53,12 @@ TRACE_EVENT = "qemu_system_shutdown_request"
 # for it) means that the QEMU went on running: the request is no longer why it stopped.
 RESET_TRACE_EVENT = "qmp_enter_system_reset"
 TRACE_EVENTS = (TRACE_EVENT, RESET_TRACE_EVENT)
+# A signal (SIGTERM, SIGINT, SIGHUP) ends QEMU without the trace: it says this on stderr (the log).
+_SIGNALLED = ": terminating on signal "
 
 
 def last_shutdown_cause(log_text: str) -> str | None:
-    """The cause of the last shutdown request QEMU traced into its log, or None.
+    """The cause of the last shutdown request QEMU wrote into its log, or None.
 
     A reset traced after the request cancels it (the guest was rebooted, not stopped).
     """
@@ -67,6 +69,8 @@ def last_shutdown_cause(log_text: str) -> str | None:
             cause = _CAUSES.get(int(value), value) if value.isdigit() else value
         elif line.startswith(RESET_TRACE_EVENT):
             cause = None
+        elif _SIGNALLED in line:
+            cause = "host-signal"
     return cause
 
 

@@ -3,19 +3,29 @@
 `build_argv(dom, opts, paths)` is the whole public surface (with `quote_argv` for printing):
 the same domain, options and paths always give the same list. The host's choices come in
 through `ArgvOptions` (accelerator, vhost-net, TSC kHz, taps vmkit created, spare hot-plug
-ports); this module never looks at the host itself.
+ports, the start time for a variable clock); this module never looks at the host itself.
 
-The head of the command line (machine, CPU, memory, clock, boot, QMP) is built here; devices
-come from argv_disks (disks and storage controllers), argv_net (NICs), argv_chardev (serial,
-console, channels), argv_devices (USB, input, graphics, video, balloon, rng, watchdog) and
-argv_pci (PCI addresses and root ports).
+The head of the command line (machine, CPU, memory, boot, QMP) is built here; the clock in
+argv_clock; devices in argv_disks (disks and storage controllers), argv_net (NICs),
+argv_chardev (serial, console, channels), argv_devices (USB, input, graphics, video,
+balloon, rng, watchdog) and argv_pci (PCI addresses and root ports).
+
+Choices worth knowing:
+- libvirt's semantics where the XML is silent: no `<acpi/>` means `acpi=off`; no
+  `<memballoon>` means a virtio balloon; no NIC model means rtl8139 (virtio on microvm).
+- host-passthrough and host-model are `-cpu host` on kvm and `-cpu max` on tcg (tcg has no
+  `host`); microvm without a `<cpu>` gets `-cpu max` (PLATFORM.md: idle cost).
+- `<os><boot dev>` becomes the bootindex of the first device of each kind, not `-boot
+  order=`: QEMU keeps that order in the CMOS, which holds only three devices on a PC.
+- vCPU placement auto means no pinning (the host scheduler places); a cpuset is refused.
 
 Left to the engine, because they are not start-up options: `-S`, `-daemonize`,
 `-no-shutdown`, `-action` for shutdown/reboot/panic (only `-no-reboot` for on_reboot=destroy
 and the watchdog action are set here), the VNC password (`password=on` is set here; the
-secret goes over QMP `set_password`), NIC link state down (QMP `set_link`), currentMemory
-below memory (QMP `balloon`), and which binary runs (`opts.binary`; `<emulator>` is not read).
-Anything else in the model that cannot be expressed raises InvalidConfig naming it.
+secret goes over QMP `set_password`), NIC link state down (QMP `set_link` on `netN`),
+currentMemory below memory (QMP `balloon`), and which binary runs (`opts.binary`;
+`<emulator>` is not read). Anything else in the model that cannot be expressed raises
+InvalidConfig naming it.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from collections.abc import Sequence
 
 from vmkit.errors import InvalidConfig
 from vmkit.model.defaults import DEFAULT_MACHINE
+from vmkit.model.devices import DiskDevice
 from vmkit.model.domain import BootDev, CpuMode, Domain, LifecycleAction
 from vmkit.model.validate import validate_domain
 from vmkit.qemu.argv_chardev import chardev_items
@@ -51,7 +62,7 @@ __all__ = ["ArgvOptions", "RuntimePaths", "build_argv", "quote_argv"]
 
 _CPU_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CPU_FEATURE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_BOOT_LETTERS = {BootDev.HD: "c", BootDev.CDROM: "d", BootDev.NETWORK: "n", BootDev.FD: "a"}
+_VENDORS = {"Intel": "GenuineIntel", "AMD": "AuthenticAMD", "Hygon": "HygonGenuine"}
 _FEATURE_SIGN = {"force": "+", "require": "+", "optional": "+", "disable": "-", "forbid": "-"}
 
 
@@ -59,6 +70,7 @@ def build_argv(dom: Domain, opts: ArgvOptions, paths: RuntimePaths) -> list[str]
     """The full QEMU command line for `dom`; raises InvalidConfig for what cannot be run."""
     validate_domain(dom)
     ctx = Ctx(dom, opts, paths, machine_family(dom.os.machine or DEFAULT_MACHINE))
+    ctx.boot = _boot_indexes(dom)
     head = _head_args(ctx)
     items: list[Item] = [*usb_controller_items(ctx)]
     items += disk_items(ctx)
@@ -160,9 +172,8 @@ def _cpu_args(ctx: Ctx) -> list[str]:
         if model is None and (ctx.microvm or flags):
             model = "max" if ctx.microvm else "qemu64"
         if cpu is not None and cpu.vendor is not None:
-            if model is None:
-                model = "qemu64"
-            props["vendor"] = cpu.vendor
+            model = model or "qemu64"
+            props["vendor"] = _cpuid_vendor(cpu.vendor)
     elif cpu.mode is CpuMode.MAXIMUM:
         model = "max"
     else:
@@ -173,6 +184,18 @@ def _cpu_args(ctx: Ctx) -> list[str]:
         return []
     head = render_opts(model, props)
     return ["-cpu", ",".join([head, *flags])]
+
+
+def _cpuid_vendor(vendor: str) -> str:
+    """libvirt's vendor name (Intel, AMD, Hygon) or a raw 12-character CPUID vendor string."""
+    cpuid = _VENDORS.get(vendor, vendor)
+    if len(cpuid) != 12 or not all(c.isalnum() for c in cpuid):
+        raise InvalidConfig(
+            f"unknown CPU vendor '{vendor}' (Intel, AMD, Hygon or a 12-character CPUID string)",
+            xpath="/domain/cpu/vendor",
+            value=vendor,
+        )
+    return cpuid
 
 
 def _cpu_flags(ctx: Ctx) -> list[str]:
@@ -309,11 +332,34 @@ def _microvm_cmdline(ctx: Ctx, cmdline: str | None) -> str | None:
     return " ".join([*words, *extra]) if extra else cmdline
 
 
+def _boot_indexes(dom: Domain) -> dict[int, int]:
+    """bootindex per device (by id): per-device `<boot order>`, else `<os><boot dev>`.
+
+    `<os><boot dev>` is not passed as `-boot order=`: QEMU keeps that in the CMOS, which holds
+    three devices on a PC. It becomes the bootindex of the first device of each kind instead
+    (first disk, first cdrom, first floppy, first NIC), which SeaBIOS honours the same way.
+    """
+    devs = dom.devices
+    found = {id(d): d.boot_order for d in devs.disks if d.boot_order is not None}
+    found |= {id(n): n.boot_order for n in devs.interfaces if n.boot_order is not None}
+    if found:
+        return found
+    first: dict[BootDev, object] = {}
+    kinds = {DiskDevice.DISK: BootDev.HD, DiskDevice.CDROM: BootDev.CDROM}
+    kinds[DiskDevice.FLOPPY] = BootDev.FD
+    for disk in devs.disks:
+        first.setdefault(kinds[disk.device], disk)
+    if devs.interfaces:
+        first[BootDev.NETWORK] = devs.interfaces[0]
+    for index, dev in enumerate(dom.os.boot_devs, start=1):
+        if dev in first:
+            found.setdefault(id(first[dev]), index)
+    return found
+
+
 def _boot_args(ctx: Ctx) -> list[str]:
     os = ctx.dom.os
     props: dict[str, str | int | bool | None] = {}
-    if os.boot_devs:
-        props["order"] = "".join(_BOOT_LETTERS[d] for d in os.boot_devs)
     if os.bootmenu_enable is not None:
         props["menu"] = os.bootmenu_enable
         if os.bootmenu_enable and os.bootmenu_timeout is not None:

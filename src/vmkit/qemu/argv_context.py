@@ -85,6 +85,11 @@ class Ctx:
     opts: ArgvOptions
     paths: RuntimePaths
     family: Family
+    boot: dict[int, int] = field(default_factory=dict)  # id(disk or interface) -> bootindex
+
+    def boot_index(self, device: object) -> int | None:
+        """The bootindex of a disk or interface: its own boot order or from <os><boot>."""
+        return self.boot.get(id(device))
 
     @property
     def microvm(self) -> bool:

@@ -154,6 +154,12 @@ def _describe(ctx: Ctx, disk: Disk, i: int) -> _Disk:
         drive = DriveAddr(index // 4, (index % 4) // 2, 0, index % 2)
     else:
         drive = DriveAddr(index // _UNITS[bus], 0, 0, index % _UNITS[bus])
+    if bus is DiskBus.IDE and drive.controller:
+        raise InvalidConfig(
+            f"IDE disk '{disk.target_dev}' is outside the built-in IDE controller (hda-hdd)",
+            xpath=xpath + ("/address" if addr else "/target/@dev"),
+            value=disk.target_dev,
+        )
     return _Disk(disk, xpath, bus, index, drive)
 
 
@@ -239,8 +245,9 @@ def _fdc_items(
     expect_address(address, ("isa",), xpath)
     boot: dict[str, OptValue] = {}
     for d in disks:
-        if d.bus is DiskBus.FDC and d.disk.boot_order is not None:
-            boot["bootindexA" if d.addr.unit == 0 else "bootindexB"] = d.disk.boot_order
+        order = ctx.boot_index(d.disk)
+        if d.bus is DiskBus.FDC and order is not None:
+            boot["bootindexA" if d.addr.unit == 0 else "bootindexB"] = order
     if ctx.family is Family.PC:
         return [("-global", f"isa-fdc.{k}={v}") for k, v in boot.items()]
     return [DeviceArg("isa-fdc", {"id": "fdc0", **boot}, xpath)]
@@ -319,16 +326,16 @@ def _disk_devices(ctx: Ctx, d: _Disk, scsi_models: dict[int, str]) -> list[Item]
         driver = ctx.virtio("virtio-blk-pci", "virtio-blk-device")
         ident = device_id(disk.alias, f"virtio-disk{d.index}")
         slot = Slot.NONE if ctx.microvm else Slot.PORT
-        return [_device(d, driver, props, ident, slot)]
+        return [_device(ctx, d, driver, props, ident, slot)]
     ctx.refuse_on_microvm(f"a {d.bus} disk", d.xpath + "/target/@bus")
     if d.bus is DiskBus.USB:
-        return _usb_devices(d)
+        return _usb_devices(ctx, d)
     if d.bus is DiskBus.FDC:
         return [_floppy(ctx, d)]
     if d.bus is DiskBus.SCSI:
         props.update(_scsi_props(d, scsi_models[a.controller]))
         ident = device_id(disk.alias, f"scsi{a.controller}-{a.bus}-{a.target}-{a.unit}")
-        return [_device(d, "scsi-cd" if cd else "scsi-hd", props, ident)]
+        return [_device(ctx, d, "scsi-cd" if cd else "scsi-hd", props, ident)]
     if not cd and disk.readonly:
         raise InvalidConfig(
             f"a read-only {d.bus} hard disk is not supported (disk '{disk.target_dev}')",
@@ -336,10 +343,11 @@ def _disk_devices(ctx: Ctx, d: _Disk, scsi_models: dict[int, str]) -> list[Item]
         )
     props.update(_ide_props(ctx, d))
     ident = device_id(disk.alias, f"{d.bus}{a.controller}-{a.bus}-{a.unit}")
-    return [_device(d, "ide-cd" if cd else "ide-hd", props, ident)]
+    return [_device(ctx, d, "ide-cd" if cd else "ide-hd", props, ident)]
 
 
 def _device(
+    ctx: Ctx,
     d: _Disk,
     driver: str,
     props: dict[str, OptValue],
@@ -360,8 +368,9 @@ def _device(
     props["id"] = ident
     if disk.serial is not None:
         props["serial"] = disk.serial
-    if boot and disk.boot_order is not None:
-        props["bootindex"] = disk.boot_order
+    index = ctx.boot_index(disk)
+    if boot and index is not None:
+        props["bootindex"] = index
     address = disk.address if disk.address and disk.address.type == "pci" else None
     return DeviceArg(driver, props, d.xpath, slot, address)
 
@@ -417,14 +426,14 @@ def _floppy(ctx: Ctx, d: _Disk) -> DeviceArg:
     if ctx.family is Family.Q35:
         props = {"bus": "fdc0.0", **props}
     ident = device_id(d.disk.alias, f"fdc0-0-{a.unit}")
-    return _device(d, "floppy", props, ident, boot=False)  # bootindexA/B on the controller
+    return _device(ctx, d, "floppy", props, ident, boot=False)  # bootindexA/B on the controller
 
 
-def _usb_devices(d: _Disk) -> list[Item]:
+def _usb_devices(ctx: Ctx, d: _Disk) -> list[Item]:
     bus = usb_bus_props(d.disk.address, d.xpath)
     ident = device_id(d.disk.alias, f"usb-disk{d.index}")
     if d.disk.device is not DiskDevice.CDROM:
-        return [_device(d, "usb-storage", dict(bus), ident)]
+        return [_device(ctx, d, "usb-storage", dict(bus), ident)]
     bot = DeviceArg("usb-bot", {**bus, "id": ident}, d.xpath)
-    cd = _device(d, "scsi-cd", {"bus": f"{ident}.0", "scsi-id": 0, "lun": 0}, f"{ident}-cd")
+    cd = _device(ctx, d, "scsi-cd", {"bus": f"{ident}.0", "scsi-id": 0, "lun": 0}, f"{ident}-cd")
     return [bot, cd]

@@ -147,8 +147,9 @@ def _nic_device(ctx: Ctx, nic: Interface, i: int, xpath: str) -> DeviceArg:
             xpath=xpath + "/link/@state",
             value=nic.link_state,
         )
-    if nic.boot_order is not None:
-        props["bootindex"] = nic.boot_order
+    index = ctx.boot_index(nic)
+    if index is not None:
+        props["bootindex"] = index
     address = ctx.pci_address(nic.address, xpath)
     slot = Slot.NONE if ctx.microvm else Slot.PORT
     return DeviceArg(driver, props, xpath, slot, address)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from vmkit.errors import InvalidConfig
 from vmkit.model.devices import Disk, Interface
-from vmkit.xml.domain_devices import read_disk, read_interface, render_disk, render_interface
+from vmkit.xml.domain_disks import read_disk, render_disk
+from vmkit.xml.domain_nics import read_interface, render_interface
 from vmkit.xml.xmlutil import Node, ParseContext, local_name, parse_xml, render_xml
 
 Device = Disk | Interface

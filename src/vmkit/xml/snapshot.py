@@ -43,7 +43,7 @@ def parse_snapshot(
     if not stored:
         _refuse_filled_in(root)
     else:
-        _read_stored(root, snap)
+        _read_stored(root, snap, text)
     memory = root.child("memory")
     if memory is not None:
         snap.memory = memory.enum_attr("snapshot", SnapshotLocation, _MEMORY)
@@ -70,7 +70,7 @@ def _refuse_filled_in(root: Node) -> None:
             )
 
 
-def _read_stored(root: Node, snap: DomainSnapshot) -> None:
+def _read_stored(root: Node, snap: DomainSnapshot, text: str | bytes) -> None:
     state = root.child("state")
     if state is not None:
         snap.state = state.enum_text(SnapshotState)
@@ -85,14 +85,25 @@ def _read_stored(root: Node, snap: DomainSnapshot) -> None:
         created.finish()
     domain = root.children("domain")
     if domain:
-        copy = etree.fromstring(etree.tostring(domain[0].el))
-        copy.tail = None
-        etree.indent(copy, space="  ")
-        snap.domain_xml = etree.tostring(copy, encoding="unicode") + "\n"
+        snap.domain_xml = _domain_text(text, domain[0].el)
     active = root.child("active")
     if active is not None:
         snap.current = active.choice_text(("0", "1")) == "1"
         active.finish()
+
+
+def _domain_text(text: str | bytes, el: etree._Element) -> str:
+    """The embedded `<domain>` as vmkit wrote it (byte for byte), else re-serialized."""
+    doc = text.decode("utf-8") if isinstance(text, bytes) else text
+    start, end = doc.find("\n  <domain "), doc.find("\n  </domain>\n")
+    if start >= 0 and end > start:
+        lines = doc[start + 1 : end + len("\n  </domain>")].splitlines()
+        if all(line.startswith("  ") for line in lines):
+            return "\n".join(line[2:] for line in lines) + "\n"
+    copy = etree.fromstring(etree.tostring(el))
+    copy.tail = None
+    etree.indent(copy, space="  ")
+    return etree.tostring(copy, encoding="unicode") + "\n"
 
 
 def _read_disk(node: Node) -> SnapshotDisk:
