@@ -76,6 +76,11 @@ def setup_over_qmp(qmp_socket: Path, dom: Domain, *, resume: bool) -> None:
                 qmp.execute("set_link", {"name": f"net{i}", "up": False})
         target = _balloon_target(dom)
         if target is not None:
-            qmp.execute("balloon", {"value": target})
+            from vmkit.errors import QmpError
+
+            try:
+                qmp.execute("balloon", {"value": target})
+            except QmpError:
+                pass  # no balloon driver model: the guest keeps all its memory
         if resume:
             qmp.execute("cont")
