@@ -76,11 +76,11 @@ def setup_over_qmp(qmp_socket: Path, dom: Domain, *, resume: bool) -> None:
                 qmp.execute("set_link", {"name": f"net{i}", "up": False})
         target = _balloon_target(dom)
         if target is not None:
+            import contextlib
+
             from vmkit.errors import QmpError
 
-            try:
+            with contextlib.suppress(QmpError):  # no balloon: the guest keeps its memory
                 qmp.execute("balloon", {"value": target})
-            except QmpError:
-                pass  # no balloon driver model: the guest keeps all its memory
         if resume:
             qmp.execute("cont")
