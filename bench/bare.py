@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import procs
-from bench.driver import Dom
+from bench.driver import Dom, plain_shutdown
 from bench.guest import Guest, domain_uuid, domain_xml, file_size
 from bench.qmp import Qmp, QmpFailed
 from bench.vmkit_side import Vmkit, run_parallel
@@ -120,6 +121,9 @@ class BareDriver:
             qmp.command("system_powerdown")
         procs.wait_dead(self._pid(dom), timeout=60)
 
+    def prepare_shutdown(self, dom: Dom) -> tuple[Callable[[], None], Callable[[], None]]:
+        return plain_shutdown(self, dom)
+
     def suspend_resume(self, dom: Dom) -> None:
         assert isinstance(dom, BareDom)
         with Qmp(dom.qmp_path) as qmp:
@@ -134,9 +138,9 @@ class BareDriver:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with Qmp(dom.qmp_path) as qmp:
-                qmp.command("migrate-set-parameters", **{"max-bandwidth": MIGRATE_BANDWIDTH})
-                qmp.command("getfd", fds=[fd], fdname="migfile")
-                qmp.command("migrate", uri="fd:migfile")
+                qmp.command("migrate-set-parameters", {"max-bandwidth": MIGRATE_BANDWIDTH})
+                qmp.command("getfd", {"fdname": "migfile"}, fds=[fd])
+                qmp.command("migrate", {"uri": "fd:migfile"})
                 _wait_migration(qmp)
                 qmp.command("quit")
         finally:

@@ -6,6 +6,7 @@ to get the chart (`pip install matplotlib`, or the `bench` extra of vmkit).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,16 +39,15 @@ def chart_points(rows: Sequence[dict[str, Any]]) -> list[Point]:
 def write_chart(data: dict[str, Any], path: Path) -> str | None:
     """Write the chart; returns None, or a note saying why there is no chart."""
     try:
-        import matplotlib
-
+        matplotlib = importlib.import_module("matplotlib")
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = importlib.import_module("matplotlib.pyplot")
     except ImportError:
         return MISSING_NOTE
     points = chart_points(data["rows"])
     if not points:
         return "chart.png not written: no row has a ratio"
-    values = [v for p in points for v in p[1:3] if v]
+    values = [v for p in points for v in (p[1], p[2]) if v]
     log = bool(values) and max(values) / min(values) > 20
     tiny = min(values) / 2 if values else 0.01  # where a ratio of 0 is drawn on a log axis
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.42 * len(points)))
@@ -56,12 +56,14 @@ def write_chart(data: dict[str, Any], path: Path) -> str | None:
         (-bar / 2, 1, "vmkit / floor", "#4c72b0"),
         (bar / 2, 2, "vmkit / libvirt", "#dd8452"),
     ):
+        labelled = False
         for y, point in enumerate(points):
-            value = point[index]
+            value = point[1] if index == 1 else point[2]
             if value is None:
                 continue
             width = value if value > 0 or not log else tiny
-            ax.barh(y + offset, width, height=bar, color=color, label=label if y == 0 else None)
+            ax.barh(y + offset, width, height=bar, color=color, label=None if labelled else label)
+            labelled = True
             ax.text(width, y + offset, f" {value:.2f}x", va="center", fontsize=7)
     for y, point in enumerate(points):
         limit, against = point[3], point[4]

@@ -11,6 +11,7 @@ Methods that the rows time do exactly the operation (a command, or QMP); everyth
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +40,7 @@ class Driver(Protocol):
     def start_many(self, doms: list[Dom], parallel: bool) -> None: ...
     def destroy(self, dom: Dom) -> None: ...
     def shutdown(self, dom: Dom) -> None: ...
+    def prepare_shutdown(self, dom: Dom) -> tuple[Callable[[], None], Callable[[], None]]: ...
     def suspend_resume(self, dom: Dom) -> None: ...
     def can(self, operation: str) -> bool: ...
     def save(self, dom: Dom, path: Path) -> None: ...
@@ -50,6 +52,11 @@ class Driver(Protocol):
 
 
 BOOT_TIMEOUT = 120.0
+
+
+def plain_shutdown(driver: Driver, dom: Dom) -> tuple[Callable[[], None], Callable[[], None]]:
+    """prepare_shutdown of a driver that needs no preparation."""
+    return (lambda: driver.shutdown(dom)), (lambda: None)
 
 
 def wait_booted(driver: Driver, doms: list[Dom], offsets: list[int]) -> float:

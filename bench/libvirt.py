@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import procs
@@ -161,21 +162,26 @@ class LibvirtDriver:
         self.host.virsh("destroy", dom.name)
 
     def shutdown(self, dom: Dom) -> None:
-        """`virsh shutdown`, then wait for libvirt's own "Stopped" lifecycle event."""
-        watcher = self._watch_events(dom)
+        action, cleanup = self.prepare_shutdown(dom)
         try:
-            self.host.virsh("shutdown", dom.name)
-            _wait_stopped(watcher, timeout=60)
+            action()
         finally:
-            _stop_watcher(watcher)
+            cleanup()
 
-    def _watch_events(self, dom: Dom) -> subprocess.Popen[bytes]:
+    def prepare_shutdown(self, dom: Dom) -> tuple[Callable[[], None], Callable[[], None]]:
+        """(timed action, untimed clean-up): `virsh shutdown`, then libvirt's own "Stopped"
+        lifecycle event, watched by a `virsh event` started (untimed) beforehand."""
         argv = self.host.virsh_argv(
             "event", "--domain", dom.name, "--event", "lifecycle", "--loop", "--timeout", "90"
         )
         watcher = procs.spawn(argv)
-        time.sleep(0.3)  # let it register before the timed part begins
-        return watcher
+        time.sleep(0.3)  # let it register with libvirtd before the timed part begins
+
+        def action() -> None:
+            self.host.virsh("shutdown", dom.name)
+            _wait_stopped(watcher, timeout=60)
+
+        return action, lambda: _stop_watcher(watcher)
 
     def suspend_resume(self, dom: Dom) -> None:
         self.host.virsh("suspend", dom.name)

@@ -1,7 +1,7 @@
 """`python -m bench`: options, the plan of each mode, running it, writing the results.
 
-python -m bench                 every row, warm-up + 5 counted runs (about 15-20 minutes)
-python -m bench --quick         fewer runs, 4 domains in parallel (under 3 minutes)
+python -m bench                 every row, warm-up + 5 counted runs (10 for CLI rows)
+python -m bench --quick         fewer runs, 3 domains in parallel (about 3 minutes)
 python -m bench --selftest      1 warm-up + 2 runs of the cheap rows (CI smoke test)
 --no-libvirt                    leave libvirt out ("not installed")
 --out DIR                       results folder (default ./results/<timestamp>/)
@@ -13,12 +13,15 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import procs
 from bench.chart import write_chart
 from bench.model import SYSTEMS, RowResult, RunInfo, Status
 from bench.report import table_lines, to_json
@@ -31,50 +34,36 @@ GROUPS = ("cli", "life", "scale", "mem", "net", "store")
 
 @dataclass(frozen=True)
 class Plan:
-    """How many runs each kind of case gets in a mode, and which groups run."""
+    """How many runs each group gets in a mode, and which groups run."""
 
     mode: str
-    warmup: int
-    runs: int
-    cli_warmup: int
-    cli_runs: int
-    heavy_warmup: int  # lifecycle
-    heavy_runs: int
-    scale_warmup: int
-    scale_runs: int
-    scale_domains: int
-    scale_sequential: bool
-    list_domains: int
+    counts: dict[str, tuple[int, int]]  # group -> (warm-up runs, counted runs)
     groups: tuple[str, ...]
+    scale_domains: int = 10
+    scale_sequential: bool = True
+    net_seconds: int = 3
+    list_domains: int = 200
 
 
 def make_plan(mode: str, runs: int | None, warmup: int | None, domains: int | None) -> Plan:
-    """The plan of a mode; --runs/--warmup/--domains override every case's counts."""
+    """The plan of a mode; --runs/--warmup/--domains override it for every group."""
     if mode == "selftest":
-        plan = Plan(mode, 1, 2, 1, 2, 1, 2, 0, 1, 2, False, 200, ("cli", "mem"))
+        plan = Plan(mode, dict.fromkeys(GROUPS, (1, 2)), ("cli", "mem"), 2, False, 1)
     elif mode == "quick":
-        plan = Plan(mode, 1, 3, 1, 3, 1, 2, 0, 2, 4, False, 200, GROUPS)
+        counts = {"cli": (1, 3), "mem": (1, 3), "store": (1, 3)}
+        counts.update({"life": (0, 2), "scale": (0, 2), "net": (0, 2)})
+        plan = Plan(mode, counts, GROUPS, 3, False, 1)
     else:
-        plan = Plan(mode, 1, 5, 2, 10, 1, 5, 1, 5, 10, True, 200, GROUPS)
-    if runs is not None or warmup is not None or domains is not None:
-        w = plan.warmup if warmup is None else warmup
-        r = plan.runs if runs is None else runs
-        plan = Plan(
-            plan.mode,
-            w,
-            r,
-            w,
-            r,
-            w,
-            r,
-            w,
-            r,
-            plan.scale_domains if domains is None else domains,
-            plan.scale_sequential,
-            plan.list_domains,
-            plan.groups,
-        )
-    return plan
+        counts = dict.fromkeys(GROUPS, (1, 5))
+        counts["cli"] = (2, 10)
+        plan = Plan(mode, counts, GROUPS)
+    counts = {
+        group: (w if warmup is None else warmup, r if runs is None else runs)
+        for group, (w, r) in plan.counts.items()
+    }
+    return replace(
+        plan, counts=counts, scale_domains=plan.scale_domains if domains is None else domains
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -101,8 +90,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build_cases(session: Session, plan: Plan, groups: set[str]) -> list[tuple[Case, int, int]]:
-    """(case, warm-up, runs) in the order they run."""
+def build_cases(session: Session, plan: Plan, groups: set[str]) -> list[tuple[Case, str]]:
+    """(case, its group) in the order they run."""
     from bench.cases.cli import CliCase, ListManyCase
     from bench.cases.lifecycle import LifecycleCase
     from bench.cases.memory import IdleMemoryCase
@@ -110,23 +99,21 @@ def build_cases(session: Session, plan: Plan, groups: set[str]) -> list[tuple[Ca
     from bench.cases.scale import ScaleCase
     from bench.cases.storage import StorageCase
 
-    cases: list[tuple[Case, int, int]] = []
+    cases: list[tuple[Case, str]] = []
     if "cli" in groups:
-        cases.append((CliCase(session), plan.cli_warmup, plan.cli_runs))
+        cases.append((CliCase(session), "cli"))
         if plan.mode != "selftest":
-            cases.append((ListManyCase(session, plan.list_domains), plan.cli_warmup, plan.cli_runs))
+            cases.append((ListManyCase(session, plan.list_domains), "cli"))
     if "mem" in groups:
-        cases.append((IdleMemoryCase(session), plan.warmup, plan.runs))
+        cases.append((IdleMemoryCase(session), "mem"))
     if "life" in groups:
-        cases.append((LifecycleCase(session), plan.heavy_warmup, plan.heavy_runs))
+        cases.append((LifecycleCase(session), "life"))
     if "scale" in groups:
-        scale = ScaleCase(session, plan.scale_domains, plan.scale_sequential)
-        cases.append((scale, plan.scale_warmup, plan.scale_runs))
+        cases.append((ScaleCase(session, plan.scale_domains, plan.scale_sequential), "scale"))
     if "store" in groups:
-        cases.append((StorageCase(session), plan.warmup, plan.runs))
+        cases.append((StorageCase(session), "store"))
     if "net" in groups:
-        quick = plan.mode != "full"
-        cases.append((NetworkCase(session, seconds=1 if quick else 3), 0, plan.runs))
+        cases.append((NetworkCase(session, seconds=plan.net_seconds), "net"))
     return cases
 
 
@@ -149,11 +136,28 @@ def default_out() -> Path:
     return Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _first_line(argv: list[str]) -> str:
+    try:
+        result = procs.run(argv, check=False, timeout=20)
+    except (OSError, procs.CommandFailed):
+        return "not installed"
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
+
+
 def host_facts() -> dict[str, str]:
-    facts = {"python": platform.python_version(), "kernel": platform.release()}
-    facts["cpus"] = str(os.cpu_count())
-    facts["kvm"] = "no (TCG)" if not Path("/sys/module/kvm_intel").exists() else "maybe"
-    return facts
+    """What the figures depend on: versions, CPUs, load (these machines are shared and noisy)."""
+    repo = Path(__file__).resolve().parent.parent
+    return {
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "cpus": str(os.cpu_count()),
+        "accel": "tcg" if not Path("/sys/module/kvm_intel").exists() else "kvm?",
+        "qemu": _first_line(["qemu-system-x86_64", "--version"]),
+        "libvirt": _first_line(["libvirtd", "--version"]) if shutil.which("libvirtd") else "-",
+        "vmkit_commit": _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]),
+        "load_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,29 +178,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = (args.out or default_out()).absolute()
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    info = RunInfo(mode, plan.warmup, plan.runs, started, host_facts())
+    info = RunInfo(mode, {g: list(c) for g, c in plan.counts.items()}, started, host_facts())
     results = {row.key: RowResult(row) for row in ALL_ROWS}
     options = Options(
         mode=mode, libvirt=not args.no_libvirt, keep=args.keep, guest_cache=args.guest_dir
     )
     session = Session.open(options)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         session.prepare(need_guest=bool(groups & {"cli", "life", "scale", "store"}))
         info.notes += session_notes(session, plan, groups)
-        for case, warmup, runs in build_cases(session, plan, groups):
+        if groups & {"life", "scale"}:
+            log_stderr("priming: one untimed start + destroy per system")
+            session.prime()
+        for case, group in build_cases(session, plan, groups):
+            warmup, runs = plan.counts[group]
             run_case(case, results, SYSTEMS, warmup, runs)
     except KeyboardInterrupt:
         info.notes.append("interrupted: partial results")
         log_stderr("interrupted; writing partial results")
     finally:
         session.close()
+        info.host["load_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     mark_skipped(results, f"not part of this run ({mode}{', --only' if args.only else ''})")
     retitle_scale(results, plan.scale_domains)
     return write_results(out, info, list(results.values()))
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # runs the clean-up, then writes what was measured
+
+
 def session_notes(session: Session, plan: Plan, groups: set[str]) -> list[str]:
-    notes = [f"temporary folder {session.root}"]
+    notes = [f"temporary folder kept: {session.root}"] if session.options.keep else []
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        notes.append(
+            f"the machine is busy (load {load:.1f} on {os.cpu_count()} CPUs): absolute times are"
+            " inflated; ratios between interleaved runs hold better"
+        )
     if "scale" in groups and plan.scale_domains != 10:
         notes.append(f"scale rows use {plan.scale_domains} domains, not 10")
     if session.libvirt_status is not None:

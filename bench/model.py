@@ -89,8 +89,7 @@ class RunInfo:
     """What describes a whole run (goes into the JSON `meta`)."""
 
     mode: str  # full | quick | selftest
-    warmup: int
-    runs: int
+    counts: dict[str, list[int]]  # group -> [warm-up runs, counted runs]
     started: str
     host: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

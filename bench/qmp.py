@@ -57,7 +57,9 @@ class Qmp:
         message: dict[str, Any] = json.loads(line)
         return message
 
-    def command(self, name: str, fds: Sequence[int] = (), **arguments: Any) -> Any:
+    def command(
+        self, name: str, arguments: dict[str, Any] | None = None, fds: Sequence[int] = ()
+    ) -> Any:
         """Send one command (with `fds` attached) and wait for its answer; events are skipped."""
         payload: dict[str, Any] = {"execute": name}
         if arguments:

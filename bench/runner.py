@@ -22,8 +22,11 @@ MAX_FAILURES = 2
 Log = Callable[[str], None]
 
 
+_T0 = time.monotonic()
+
+
 def log_stderr(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    print(f"bench [{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 class Case:

@@ -103,6 +103,23 @@ class Session:
             self.libvirt_status = (Status.ERROR, f"private libvirtd failed: {exc}")
             self.log(self.libvirt_status[1])
 
+    def prime(self) -> None:
+        """Start and destroy one domain per system, untimed: first-start costs (page cache,
+        caches a manager fills on its first start) never land in a measured run."""
+        for system, driver in self.drivers.items():
+            if self.system_problem(system) is not None:
+                continue
+            try:
+                dom = driver.define("prime0")
+                try:
+                    driver.console_offset(dom)
+                    driver.start(dom)
+                    driver.force_off(dom)
+                finally:
+                    driver.undefine(dom)
+            except Exception as exc:
+                self.log(f"priming {system} failed (the runs will say more): {exc}")
+
     def system_problem(self, system: str) -> tuple[Status, str] | None:
         """Why a system cannot take part in any row, or None."""
         if system == "libvirt" and self.libvirt_status is not None:

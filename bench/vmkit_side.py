@@ -4,12 +4,12 @@ VMKIT_ROOT (the bench's temporary folder), with nothing resident between command
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 
 from bench import procs
-from bench.driver import Dom
+from bench.driver import Dom, plain_shutdown
 from bench.guest import Guest, domain_uuid, domain_xml, file_size
 
 
@@ -107,6 +107,9 @@ class VmkitDriver:
 
     def shutdown(self, dom: Dom) -> None:
         self.vmkit.run("shutdown", "--wait", "--timeout", "60", dom.name, timeout=90)
+
+    def prepare_shutdown(self, dom: Dom) -> tuple[Callable[[], None], Callable[[], None]]:
+        return plain_shutdown(self, dom)
 
     def suspend_resume(self, dom: Dom) -> None:
         self.vmkit.run("suspend", dom.name)

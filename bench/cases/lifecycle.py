@@ -93,7 +93,11 @@ class LifecycleCase(Case):
             values["life.restore"] = timed(lambda: driver.restore(dom, path))
             path.unlink()
             time.sleep(0.5)
-        values["life.shutdown"] = timed(lambda: driver.shutdown(dom))
+        action, cleanup = driver.prepare_shutdown(dom)
+        try:
+            values["life.shutdown"] = timed(action)
+        finally:
+            cleanup()
         return values
 
     def recover(self, system: str) -> None:

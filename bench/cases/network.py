@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from bench import procs
 from bench.model import Status
@@ -68,7 +69,10 @@ class Namespaces:
         return name
 
     def close(self) -> None:
+        """Stop what still runs inside (a dnsmasq left behind), then delete, by pid and name."""
         for name in reversed(self.names):
+            listed = procs.run(["ip", "netns", "pids", name], check=False).stdout.split()
+            procs.stop_pids([procs.Pid.of(int(pid)) for pid in listed if pid.isdigit()], grace=2)
             procs.run(["ip", "netns", "del", name], check=False)
         self.names.clear()
 
@@ -103,6 +107,17 @@ def iperf(client: str, server: str, server_ip: str, seconds: int) -> float:
         procs.release(srv)
 
 
+@dataclass
+class Topology:
+    """Namespaces built once per system; each iteration only runs iperf3 across them."""
+
+    spaces: Namespaces
+    client: str
+    server: str
+    server_ip: str
+    network: str = ""  # the vmkit network to take down at the end, if any
+
+
 class NetworkCase(Case):
     name = "network"
     rows = ("net.veth_pair", "net.plain_bridge", *(f"net.vmkit_{m}" for m in NET_MODELS))
@@ -110,8 +125,8 @@ class NetworkCase(Case):
     def __init__(self, session: Session, seconds: int = 3) -> None:
         self.session = session
         self.seconds = seconds
-        self.round = 0
-        self.failed_models: dict[str, str] = {}
+        self.topologies: dict[str, Topology] = {}  # row key -> topology
+        self.failed: dict[str, str] = {}  # row key -> why its vmkit network did not come up
 
     def unavailable(self, system: str) -> tuple[Status, str] | None:
         if system == "libvirt":
@@ -131,79 +146,114 @@ class NetworkCase(Case):
         return None
 
     def row_status(self, system: str) -> dict[str, tuple[Status, str]]:
-        if system == "vmkit":  # baselines only exist on the floor
-            return {
-                k: (Status.SKIPPED, "baseline row") for k in ("net.veth_pair", "net.plain_bridge")
-            }
-        return {}
+        if system != "vmkit":
+            return {}
+        status = {
+            k: (Status.SKIPPED, "baseline row") for k in ("net.veth_pair", "net.plain_bridge")
+        }
+        for key, why in self.failed.items():
+            status[key] = (Status.ERROR, f"network did not come up: {why}")
+        return status
+
+    def setup(self, system: str) -> None:
+        if system == "floor":
+            self.topologies["net.veth_pair"] = self._veth()
+            self.topologies["net.plain_bridge"] = self._bridge()
+            return
+        for index, model in enumerate(NET_MODELS):
+            key = f"net.vmkit_{model}"
+            try:
+                self.topologies[key] = self._vmkit_network(model, index)
+            except Exception as exc:
+                self.failed[key] = str(exc).strip()[-300:]
+                self.session.log(f"network: vmkit '{model}' did not come up: {exc}")
+        if len(self.failed) == len(NET_MODELS):
+            raise RuntimeError("no vmkit network came up")
 
     def run_once(self, system: str) -> Mapping[str, float]:
-        self.round += 1
         if system == "floor":
-            veth = self._veth()
-            bridge = self._bridge()
+            veth = self._measure("net.veth_pair")
+            bridge = self._measure("net.plain_bridge")
             values = {"net.veth_pair": veth, "net.plain_bridge": bridge}
             values.update({f"net.vmkit_{m}": bridge for m in NET_MODELS})
             return values
-        values = {}
-        for index, model in enumerate(NET_MODELS):
-            if model in self.failed_models:
-                continue
-            try:
-                values[f"net.vmkit_{model}"] = self._vmkit_network(model, index)
-            except Exception as exc:
-                self.failed_models[model] = str(exc)[-300:]
-                self.session.log(f"network: vmkit '{model}' failed: {exc}")
-        if not values:
-            raise RuntimeError(
-                "no vmkit network model worked: " + "; ".join(self.failed_models.values())
-            )
-        return values
+        keys = [f"net.vmkit_{m}" for m in NET_MODELS]
+        return {k: self._measure(k) for k in keys if k in self.topologies}
 
-    def _veth(self) -> float:
-        spaces = Namespaces(f"v{self.round % 10}")
+    def _measure(self, key: str) -> float:
+        topo = self.topologies[key]
+        return iperf(topo.client, topo.server, topo.server_ip, self.seconds)
+
+    def teardown(self, system: str) -> None:
+        if system == "floor":
+            keys = ["net.veth_pair", "net.plain_bridge"]
+        else:
+            keys = [f"net.vmkit_{m}" for m in NET_MODELS]
+        for key in keys:
+            self.teardown_one(key)
+
+    def _veth(self) -> Topology:
+        spaces = Namespaces("v")
         try:
             a, b = spaces.add("a"), spaces.add("b")
             ip(a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b)
             for ns, addr in ((a, "10.250.1.1/24"), (b, "10.250.1.2/24")):
                 ip(ns, "addr", "add", addr, "dev", "eth0")
                 ip(ns, "link", "set", "eth0", "up")
-            return iperf(a, b, "10.250.1.2", self.seconds)
-        finally:
+        except Exception:
             spaces.close()
+            raise
+        return Topology(spaces, a, b, "10.250.1.2")
 
-    def _bridge(self) -> float:
-        spaces = Namespaces(f"b{self.round % 10}")
+    def _bridge(self) -> Topology:
+        spaces = Namespaces("b")
         try:
             h, a, b = spaces.add("h"), spaces.add("a"), spaces.add("b")
             ip(h, "link", "add", "br0", "type", "bridge")
             ip(h, "link", "set", "br0", "up")
             add_guest_link(a, h, "pa", "10.250.2.11/24", "br0")
             add_guest_link(b, h, "pb", "10.250.2.12/24", "br0")
-            return iperf(a, b, "10.250.2.12", self.seconds)
-        finally:
+        except Exception:
             spaces.close()
+            raise
+        return Topology(spaces, a, b, "10.250.2.12")
 
-    def _vmkit_network(self, model: str, index: int) -> float:
+    def _vmkit_network(self, model: str, index: int) -> Topology:
+        """Namespace H holds vmkit's network (started inside H); A and B hang on its bridge."""
         vmkit = self.session.vmkit
         assert vmkit is not None
-        spaces = Namespaces(f"k{index}")
         xml, bridge, net = network_xml(model, index)
         path = self.session.root / f"net-{model}.xml"
         path.write_text(xml)
         name = f"bench-{model}"
-        h = spaces.add("h")
+        spaces = Namespaces(f"k{index}")
+        topo = Topology(spaces, "", "", f"{net}12")
         try:
-            a, b = spaces.add("a"), spaces.add("b")
+            h = spaces.add("h")
             if model == "bridge":  # forward mode='bridge' uses a bridge that already exists
                 ip(h, "link", "add", bridge, "type", "bridge")
                 ip(h, "link", "set", bridge, "up")
             procs.run(ns_argv(h, *vmkit.argv("net-define", str(path))), env=vmkit.env)
+            topo.network = name
             procs.run(ns_argv(h, *vmkit.argv("net-start", name)), env=vmkit.env)
-            add_guest_link(a, h, "pa", f"{net}11/24", bridge)
-            add_guest_link(b, h, "pb", f"{net}12/24", bridge)
-            return iperf(a, b, f"{net}12", self.seconds)
-        finally:
-            procs.run(ns_argv(h, *vmkit.argv("net-destroy", name)), env=vmkit.env, check=False)
-            procs.run(ns_argv(h, *vmkit.argv("net-undefine", name)), env=vmkit.env, check=False)
-            spaces.close()
+            topo.client, topo.server = spaces.add("a"), spaces.add("b")
+            add_guest_link(topo.client, h, "pa", f"{net}11/24", bridge)
+            add_guest_link(topo.server, h, "pb", f"{net}12/24", bridge)
+        except Exception:
+            self.topologies[f"net.vmkit_{model}"] = topo
+            self.teardown_one(f"net.vmkit_{model}")
+            raise
+        return topo
+
+    def teardown_one(self, key: str) -> None:
+        topo = self.topologies.pop(key, None)
+        vmkit = self.session.vmkit
+        if topo is None:
+            return
+        if topo.network and vmkit is not None and topo.spaces.names:
+            host = topo.spaces.names[0]
+            for verb in ("net-destroy", "net-undefine"):
+                procs.run(
+                    ns_argv(host, *vmkit.argv(verb, topo.network)), env=vmkit.env, check=False
+                )
+        topo.spaces.close()

@@ -228,3 +228,24 @@ def test_failed_device_add_leaves_no_block_nodes(vk: VmkitEnv) -> None:
     assert "vdb" not in vk.ok("domblklist", "vm")
     vk.ok("attach-disk", "vm", str(disk), "vdb")  # would fail if vdb-storage were left behind
     wait_guest_disks(vk, "vm", ["vda"])
+
+
+def _start_checks_images() -> bool:
+    import inspect
+
+    from vmkit.engine import runtime
+
+    return "check_disk_conflicts" in inspect.getsource(runtime.launch_domain)
+
+
+@pytest.mark.skipif(
+    not _start_checks_images(),
+    reason="launch_domain does not call engine.disks.check_disk_conflicts yet",
+)
+def test_start_refuses_an_image_a_running_domain_writes(vk: VmkitEnv) -> None:
+    disk = image(vk, "w.raw")
+    devices = f"<disk type='file'><source file='{disk}'/><target dev='vda'/></disk>"
+    boot(vk, "one", devices=devices)
+    vk.ok("define", str(vk.domain_xml("two", devices=devices)))
+    vk.fails(4, "start", "two", match="in use by running domain 'one'")
+    assert vk.ok("domstate", "two").strip() == "shut off"

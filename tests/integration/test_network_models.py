@@ -67,6 +67,8 @@ class Model:
     matrix: dict[str, bool]
     guest_seen_upstream_as: str | None = None  # the source upstream sees (None: the guest's)
     static: tuple[str, str] = ("", "")
+    dhcp_route: str = ""  # the default route the guests get from DHCP
+    gateway: str = ""  # a default route the test gives the guests, so that only the host decides
 
 
 def _ip(third: int, dhcp: bool = True) -> str:
@@ -90,22 +92,26 @@ MODELS = [
         "nat", "t-nat", "vkbr-nat", _net("t-nat", "vkbr-nat", "<forward mode='nat'/>", _ip(1)),
         "10.232.1.0/24", "vmkit", "10.232.1.1", UPSTREAM_UP,
         _matrix("guest->guest", "guest->host", "host->guest", "guest->upstream"),
-        guest_seen_upstream_as=HOST_UP,
+        guest_seen_upstream_as=HOST_UP, dhcp_route="default via 10.232.1.1 dev eth0",
     ),
     Model(
         "route", "t-route", "vkbr-rt",
         _net("t-route", "vkbr-rt", "<forward mode='route' dev='up0'/>", _ip(2)),
         "10.232.2.0/24", "vmkit", "10.232.2.1", UPSTREAM_UP, _matrix(*ALL),
+        dhcp_route="default via 10.232.2.1 dev eth0",
     ),
     Model(
         "open", "t-open", "vkbr-open",
         _net("t-open", "vkbr-open", "<forward mode='open'/>", _ip(3)),
         "10.232.3.0/24", "vmkit", "10.232.3.1", UPSTREAM_UP, _matrix(*ALL),
+        dhcp_route="default via 10.232.3.1 dev eth0",
     ),
     Model(
         "host-only", "t-ho", "vkbr-ho", _net("t-ho", "vkbr-ho", "", _ip(4)),
         "10.232.4.0/24", "vmkit", "10.232.4.1", UPSTREAM_UP,
         _matrix("guest->guest", "guest->host", "host->guest"),
+        dhcp_route="",  # no forward: DHCP gives no default route (dhcp-option=3) ...
+        gateway="default via 10.232.4.1",  # ... but a guest may set one: the host must refuse
     ),
     Model(
         # no address on the bridge: the guests talk to the host's upstream address (which the
@@ -113,6 +119,7 @@ MODELS = [
         "isolated", "t-iso", "vkbr-iso", _net("t-iso", "vkbr-iso", "", ""),
         "10.232.5.0/24", "", HOST_UP, UPSTREAM_UP, _matrix("guest->guest"),
         static=("10.232.5.11/24", "10.232.5.12/24"),
+        gateway=f"default via {HOST_UP} dev eth0 onlink",
     ),
     Model(
         # the host has no address on the LAN and upstream does not forward: host and guests do
@@ -122,6 +129,7 @@ MODELS = [
         f"<bridge name='{LAN_BRIDGE}'/></network>",
         LAN_SUBNET, "lan", HOST_UP, LAN_UPSTREAM,
         _matrix("guest->guest", "guest->upstream", "upstream->guest"),
+        dhcp_route=f"default via {LAN_UPSTREAM} dev eth0",
     ),
 ]  # fmt: skip
 BY_KEY = {m.key: m for m in MODELS}
@@ -135,6 +143,7 @@ class Guest:
     model: Model
     mac: str
     ip: str = ""
+    dhcp_route: str = ""  # `ip -4 route show default` once the lease was applied
 
 
 @dataclass
@@ -163,13 +172,18 @@ def _prepare(lab: NetLab, g: Guest, index: int) -> None:
     if static:
         setup = (
             "kill $(pidof udhcpc) 2>/dev/null; ip -4 addr flush dev eth0; "
-            f"ip addr add {static} dev eth0; ip route replace default dev eth0"
+            f"ip addr add {static} dev eth0"
         )
-    else:  # udhcpc runs since boot: wait (at most 20 s) for its lease
+    else:  # udhcpc runs since boot: wait (at most 20 s) for its lease and its script
         setup = (
             "i=0; while ! ip -4 -o addr show dev eth0 | grep -q inet && [ $i -lt 200 ]; "
+            "do usleep 100000; i=$((i+1)); done; "
+            "while ps | grep -qE '[u]dhcpc.script (bound|renew)' && [ $i -lt 250 ]; "
             "do usleep 100000; i=$((i+1)); done"
         )
+    setup += "; echo ROUTE $(ip -4 route show default)"
+    if g.model.gateway:
+        setup += f"; ip route replace {g.model.gateway}"
     cgi = "/www/cgi-bin/who"
     out = lab.vk.guest(
         g.name,
@@ -183,6 +197,9 @@ def _prepare(lab: NetLab, g: Guest, index: int) -> None:
         g.name, "cat /run/udhcpc.log"
     )
     g.ip = m.group(1)
+    route = re.search(r"^ROUTE ?(.*)$", out, re.M)
+    assert route, out
+    g.dhcp_route = route.group(1).strip()
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +220,8 @@ def world(tiny_guest: GuestImage) -> Iterator[World]:
             vk.ok("net-define", str(path))
             lab.networks.append(m.net)
             vk.ok("net-start", m.net)
+        forwarding = ns_run(lab.host, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
+        assert forwarding == "1", "the NAT/routed networks turn IPv4 forwarding on"
         iso = BY_KEY["isolated"]
         route = f"{iso.subnet} dev {iso.bridge}"
         ns_run(lab.host, "ip", "route", "add", *route.split())
@@ -332,6 +351,9 @@ def test_model_addresses_and_reach_matrix(world: World, key: str) -> None:
         assert [g.ip for g in world.guests[key]] == [s.split("/")[0] for s in m.static]
         log = world.lab.vk.guest(world.guests[key][0].name, "cat /run/udhcpc.log")
         assert "obtained" not in log and "lease of" not in log, log
+    for g in world.guests[key]:
+        if m.dhcp:
+            assert g.dhcp_route == m.dhcp_route, f"{g.name}: DHCP gave {g.dhcp_route!r}"
     answers = _probe(world, m)
     assert _reach(answers) == m.matrix, f"{key}: {answers}"
     assert answers == _expected_answers(world, m)
@@ -346,27 +368,27 @@ def test_open_network_has_no_firewall_rules(world: World) -> None:
 def test_port_forward_into_nat_guest(world: World) -> None:
     lab, vk = world.lab, world.lab.vk
     g1, _ = world.guests["nat"]
-    vk.ok(
-        "port-forward", "add", g1.name, "--host-port", str(HOST_PORT), "--guest-port",
-        str(GUEST_PORT), "--proto", "tcp",
-    )  # fmt: skip
+    add = ["port-forward", "add", g1.name, "--host-port", str(HOST_PORT)]
+    add += ["--guest-port", str(GUEST_PORT), "--proto", "tcp"]
+    vk.ok(*add)
     listed = vk.ok("port-forward", "list", "t-nat")
     assert str(HOST_PORT) in listed and g1.ip in listed, listed
-    got = lab.http_get_many(
-        {
-            "upstream->host:8080": (lab.upstream, HOST_UP, HOST_PORT, "/cgi-bin/who"),
-            "upstream->g1:80 (direct, still closed)": (
-                lab.upstream,
-                g1.ip,
-                GUEST_PORT,
-                "/cgi-bin/who",
-            ),
-        }
-    )
-    assert got == {
-        "upstream->host:8080": f"{g1.name} {UPSTREAM_UP}",  # DNAT only: the guest sees upstream
-        "upstream->g1:80 (direct, still closed)": None,
+    probes = {
+        "upstream->host:8080": (lab.upstream, HOST_UP, HOST_PORT, "/cgi-bin/who"),
+        "host->host:8080": (lab.host, HOST_UP, HOST_PORT, "/cgi-bin/who"),
+        "upstream->g1:80": (lab.upstream, g1.ip, GUEST_PORT, "/cgi-bin/who"),
     }
+    assert lab.http_get_many(probes) == {
+        "upstream->host:8080": f"{g1.name} {UPSTREAM_UP}",  # DNAT only: the guest sees upstream
+        "host->host:8080": f"{g1.name} {HOST_UP}",  # from the host itself too
+        "upstream->g1:80": None,  # the guest itself stays closed to upstream
+    }
+    vk.ok("port-forward", "remove", g1.name, "--host-port", str(HOST_PORT), "--proto", "tcp")
+    assert lab.http_get(lab.upstream, HOST_UP, HOST_PORT, "/cgi-bin/who") is None
+    vk.ok(*add)  # left in place: net-destroy must take it away with the rest
+    assert lab.http_get(lab.upstream, HOST_UP, HOST_PORT, "/cgi-bin/who") == (
+        f"{g1.name} {UPSTREAM_UP}"
+    )
 
 
 def test_destroying_everything_restores_the_host(world: World) -> None:
@@ -380,7 +402,7 @@ def test_destroying_everything_restores_the_host(world: World) -> None:
         lab.vk.ok("net-undefine", net)
     listed = lab.vk.ok("net-list", "--all")
     assert not any(net in listed for net in lab.networks), listed
-    leftover = [pid for pid in all_pids_of(lab.root)]
+    leftover = [pid for pid in all_pids_of(lab.root) if pid not in lab.lan_pids()]
     assert not leftover, f"processes of ours still alive: {lab.describe_pids(leftover)}"
     after = lab.snapshot()
     diffs = []

@@ -55,6 +55,7 @@ LAN_UPSTREAM = "172.31.98.1"
 LAN_SUBNET = "172.31.98.0/24"
 GUEST_SUPERNET = "10.232.0.0/16"  # every network of the tests takes a /24 of it
 LAN_BRIDGE = "lanbr"
+PROBE_TIMEOUT = 4  # seconds a probe waits for an answer (generous: TCG guests on a busy host)
 
 _TIMER_RE = re.compile(r"(\w+_timer)\s+[0-9.]+")
 _REMOTE_RE = re.compile(r"\[(?:::ffff:)?([^\]]+)\]")
@@ -323,9 +324,9 @@ class NetLab:
 
     def http_get(self, netns: str, ip: str, port: int, path: str = "/") -> str | None:
         """The answer of a '<tag> <peer>' server, fetched from inside `netns` (None: no answer
-        within 2 s)."""
+        within PROBE_TIMEOUT)."""
         proc = ns_run(
-            netns, "busybox", "timeout", "2", "busybox", "wget", "-q", "-O", "-",
+            netns, "busybox", "timeout", str(PROBE_TIMEOUT), "busybox", "wget", "-q", "-O", "-",
             f"http://{ip}:{port}{path}", check=False,
         )  # fmt: skip
         answer = normalize_answer(proc.stdout)
@@ -404,6 +405,10 @@ class NetLab:
                 pids.append(int(pidfile.read_text().split()[0]))
         return pids
 
+    def lan_pids(self) -> list[int]:
+        """The LAN's dnsmasq in upstream (the lab's, not vmkit's)."""
+        return self._our_pids_from("lan/dnsmasq.pid") if self.lan_pidfile else []
+
     def _kill_ours(self, pid: int) -> None:
         """SIGKILL pid if its command line names our VMKIT_ROOT (so never someone else's)."""
         with contextlib.suppress(OSError):
@@ -419,9 +424,8 @@ class NetLab:
             self._kill_ours(pid)
         for pid in self._our_pids_from("run/net/**/*.pid"):
             self._kill_ours(pid)
-        if self.lan_pidfile is not None:
-            for pid in self._our_pids_from("lan/dnsmasq.pid"):
-                self._kill_ours(pid)
+        for pid in self.lan_pids():
+            self._kill_ours(pid)
         for pid in all_pids_of(self.root):
             self._kill_ours(pid)
         self.stop_servers()
@@ -490,11 +494,12 @@ def serve_in_guest(vk: VmkitEnv, name: str, tag: str, port: int = 80) -> None:
 
 
 def probe_from_guest(vk: VmkitEnv, name: str, urls: Mapping[str, str]) -> dict[str, str | None]:
-    """Fetch every URL from inside the guest at once (2 s each); label -> answer or None."""
+    """Fetch every URL from inside the guest at once (PROBE_TIMEOUT each); label -> answer or
+    None."""
     loop = " ".join(urls.values())
     cmd = (
         f"for u in {loop}; do "
-        '(r=$(timeout 2 wget -q -O - "$u" 2>/dev/null); echo "R $u ${r:-FAIL}") & '
+        f'(r=$(timeout {PROBE_TIMEOUT} wget -q -O - "$u" 2>/dev/null); echo "R $u ${{r:-FAIL}}") & '
         "done; wait"
     )
     out = vk.guest(name, cmd, timeout=30)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from vmkit.cli.domain_cmds import read_xml_arg
 from vmkit.cli.output import emit, emit_json
 from vmkit.engine.context import Context
 
@@ -88,6 +87,7 @@ def _save(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _restore(ctx: Context, args: argparse.Namespace) -> int:
+    from vmkit.cli.domain_cmds import read_xml_arg
     from vmkit.engine import saves
 
     xml = read_xml_arg(args.xml)[0].decode() if args.xml else None
@@ -129,9 +129,9 @@ def _save_image_dumpxml(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _clone(ctx: Context, args: argparse.Namespace) -> int:
-    from vmkit.engine import clone
+    from vmkit.engine.clone import clone_domain
 
-    result = clone.clone_domain(
+    result = clone_domain(
         ctx,
         args.original,
         args.name,
@@ -149,9 +149,18 @@ def _clone(ctx: Context, args: argparse.Namespace) -> int:
                     {"target": d.target, "source": d.source, "file": d.file} for d in result.disks
                 ],
                 "linked": args.linked,
+                "original_overlays": [
+                    {"target": m.target, "base": m.source, "file": m.file}
+                    for m in result.original_overlays
+                ],
             }
         )
     else:
+        for m in result.original_overlays:
+            emit(
+                f"Original '{args.original}' now writes disk {m.target} to {m.file}: "
+                f"{m.source} is the linked clones' read-only base\n"
+            )
         emit(f"\nClone '{result.name}' created successfully.\n")
     return 0
 

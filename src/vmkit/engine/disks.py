@@ -222,12 +222,15 @@ def _read_only(d: Disk) -> bool:
 
 
 def _check_hotpluggable(dom: Domain, disk: Disk, what: str) -> None:
+    from vmkit.model.validate import bus_for_target
+
     refuse_microvm(dom, what)
-    if disk.target_bus not in HOTPLUG_BUSES:
+    bus = disk.target_bus or bus_for_target(disk.target_dev)
+    if bus not in HOTPLUG_BUSES:
         raise WrongState(
-            f"{what} is on the {disk.target_bus} bus, which cannot be hot-plugged or unplugged "
+            f"{what} is on the {bus} bus, which cannot be hot-plugged or unplugged "
             "(virtio, scsi and usb can): use --config and restart the domain",
-            state=str(disk.target_bus),
+            state=str(bus),
             required="virtio, scsi or usb",
         )
 

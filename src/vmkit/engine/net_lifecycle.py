@@ -342,7 +342,7 @@ def start_autostart(ctx: Context) -> list[tuple[str, str | None]]:
         try:
             start(ctx, entry.name)
             results.append((entry.name, None))
-        except VmkitError as e:  # one network's failure must not stop the others
+        except (VmkitError, OSError) as e:  # one network's failure must not stop the others
             results.append((entry.name, str(e)))
     return results
 

@@ -237,9 +237,11 @@ def edit_for(net: Network, command: str, section: str, xml: str) -> Edit:
             value=section,
         )
     if section == "dns-host":
-        dns_host = parse_dns_host(net, xml)
         if command == "delete":
-            return lambda n: delete_dns_host(n, dns_host.ip)
+            el = _host_element(xml, section)
+            ip = parse_ip(str(el.get("ip") or ""), "/host/@ip")
+            return lambda n: delete_dns_host(n, ip)
+        dns_host = parse_dns_host(net, xml)
         if command == "modify":
             return lambda n: add_dns_host(delete_dns_host(n, dns_host.ip), dns_host)
         return lambda n: add_dns_host(n, dns_host)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from vmkit.errors import Conflict, InvalidConfig, NotFound, VmkitError, WrongState
 from vmkit.model.network import check_ifname
@@ -25,12 +26,26 @@ from vmkit.net.netns import (
 )
 
 
-def in_private_mount_namespace() -> bool:
-    """True under `ip netns exec` (or unshare -m): a namespace made here would not outlive us."""
+def in_private_mount_namespace(mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
+    """True under `ip netns exec` (or `unshare -m`): a namespace made here would not outlive us.
+
+    Seen in how /run/netns is mounted here: a slave of another mount namespace's /run/netns
+    (`master:N` without `shared:M`) takes new mounts from it but gives none back; else, when
+    readable, a mount namespace other than PID 1's."""
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):  # the last mount on a point is the visible one
+        fields = line.split(" - ", 1)[0].split()
+        if len(fields) > 4 and fields[4] == "/run/netns":
+            tags = fields[6:]
+            master = any(t.startswith("master:") for t in tags)
+            return master and not any(t.startswith("shared:") for t in tags)
     try:
         return os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt")
     except OSError:
-        return False  # cannot tell (not root): let the kernel decide
+        return False  # cannot tell: let the kernel decide
 
 
 def require_shared_mounts(what: str) -> None:

@@ -54,6 +54,9 @@ def launch_domain(
     from vmkit.engine.launch import build_launch_argv, needs_qmp_setup, setup_over_qmp
     from vmkit.engine.nics import create_taps, delete_taps, plan_taps, tap_names
     from vmkit.qemu.process import launch
+    from vmkit.engine.disks import check_disk_conflicts  # lazy: disks imports runtime
+
+    check_disk_conflicts(ctx, dom)
 
     store = ctx.store
     domain_id = store.next_domain_id()
@@ -105,11 +108,11 @@ def launch_domain(
         extras={"taps": sorted(taps.values())},
     )
     try:
+        if use_qmp:  # before the record: a start killed at -S is rolled back, never left frozen
+            setup_over_qmp(files.qmp_socket, dom, resume=not paused)
         stored = store.put_runtime(runtime)
         store.log_event(DOMAIN, definition.uuid, definition.name, "started", reason)
         fault_point("start:after-commit")
-        if use_qmp:
-            setup_over_qmp(files.qmp_socket, dom, resume=not paused)
     except BaseException:
         kill_process(proc, signal.SIGKILL)
         wait_dead(proc, 2.0)

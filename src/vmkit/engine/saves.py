@@ -307,7 +307,7 @@ def _tail(log: Path) -> str:
         lines = [
             line
             for line in log.read_text(errors="replace").splitlines()
-            if line.strip() and not line.startswith(states.TRACE_EVENT)
+            if line.strip() and not line.startswith(states.TRACE_EVENTS)
         ]
     except OSError:
         return ""

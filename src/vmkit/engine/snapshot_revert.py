@@ -192,10 +192,7 @@ def _revert_external(
     rec: Record,
     running: bool | None,
 ) -> None:
-    from vmkit.engine import snapshot_disks as sd
-
     snap = rec.snap
-    assert snap.domain_xml is not None
     memory = Path(snap.memory_file) if snap.memory_file else None
     image = None
     if memory is not None:
@@ -205,22 +202,10 @@ def _revert_external(
     leaving = {src for src, _ in current_sources(entry).values()}
     entry = _stop(ctx, entry)
     leaving |= {src for src, _ in current_sources(entry).values()}
-    img = QemuImg()
-    fresh = {
-        t: (base, fmt, _fresh_overlay(base, rec.name))
-        for t, (base, fmt) in external_bases(rec).items()
-    }
-    sd.create_overlays(img, list(fresh.values()))
-    moves = {t: (base, overlay, "qcow2") for t, (base, _, overlay) in fresh.items()}
-    xml = switch_sources(snap.domain_xml, moves)
-    try:
-        _define(ctx, entry, xml)
-    except BaseException:
-        for _, _, overlay in fresh.values():
-            Path(overlay).unlink(missing_ok=True)
-        raise
+    xml, fresh = _onto_fresh_overlays(ctx, entry, rec)
     entry = ctx.store.lookup_domain(entry.uuid)
-    for path in sorted(leaving - {o for _, _, o in fresh.values()}):
+    img = QemuImg()
+    for path in sorted(leaving - set(fresh)):
         if disposable(ctx, entry, records.values(), path, img):
             Path(path).unlink(missing_ok=True)
     if memory is not None and image is not None:
@@ -228,13 +213,35 @@ def _revert_external(
         from vmkit.xml.domain import parse_domain
 
         want = _wants_running(snap, running)
-        restore_image(
-            ctx, memory, image, parse_domain(xml), running=want, reason=states.FROM_SNAPSHOT
-        )
+        dom = parse_domain(xml)
+        restore_image(ctx, memory, image, dom, running=want, reason=states.FROM_SNAPSHOT)
         if not want:
             ctx.store.set_state(entry.uuid, states.DomainState.PAUSED, states.FROM_SNAPSHOT)
     elif running is not None:
         _boot(ctx, entry.uuid, running=running)
+
+
+def _onto_fresh_overlays(ctx: Context, entry: DomainEntry, rec: Record) -> tuple[str, list[str]]:
+    """Define the snapshot's XML with new overlays over its frozen images; (XML, overlays)."""
+    from vmkit.engine import snapshot_disks as sd
+
+    assert rec.snap.domain_xml is not None
+    fresh = [
+        (base, fmt, _fresh_overlay(base, rec.name)) for base, fmt in external_bases(rec).values()
+    ]
+    targets = list(external_bases(rec))
+    sd.create_overlays(QemuImg(), fresh)
+    moves = {
+        t: (base, overlay, "qcow2") for t, (base, _, overlay) in zip(targets, fresh, strict=True)
+    }
+    xml = switch_sources(rec.snap.domain_xml, moves)
+    try:
+        _define(ctx, entry, xml)
+    except BaseException:
+        for _, _, overlay in fresh:
+            Path(overlay).unlink(missing_ok=True)
+        raise
+    return xml, [overlay for _, _, overlay in fresh]
 
 
 def _fresh_overlay(base: str, name: str) -> str:

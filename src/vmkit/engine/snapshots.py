@@ -77,43 +77,21 @@ def create_snapshot(
     no_metadata: bool = False,
 ) -> DomainSnapshot:
     """Take a snapshot as `req` asks (name, description, memory, disks); returns its metadata."""
-    from vmkit.xml.domain import parse_domain
-
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
         entry = lookup(ctx, uuid)
         if quiesce:
             _refuse_quiesce(entry)
-        active = is_active(entry)
-        rt = entry.runtime
-        paused = rt is not None and active and rt.state == states.DomainState.PAUSED
-        xml = rt.live_xml if active and rt is not None and rt.live_xml else entry.definition.xml
         records = load_records(ctx, uuid)
-        now = int(time.time())
-        name = req.name or str(now)
-        if name in records:
-            raise Conflict(
-                "domain snapshot",
-                name,
-                f"operation failed: domain '{entry.name}' already has a snapshot named '{name}'",
-            )
-        plan = plan_snapshot(
-            parse_domain(xml),
-            req,
-            name,
-            active=active,
-            paused=paused,
-            disk_only=disk_only,
-            memory_dir=snapshot_dir(ctx, uuid),
-        )
-        _check_new_files(plan)
+        xml = _running_xml(entry)
+        plan = _plan_for(ctx, entry, req, records, xml, disk_only)
         parent = current_record(records)
         snap = DomainSnapshot(
-            name=name,
+            name=plan.name,
             description=req.description,
             state=plan.state,
             parent=parent.name if parent is not None else None,
-            creation_time=now,
+            creation_time=int(time.time()),
             memory=plan.memory,
             memory_file=plan.memory_file,
             disks=plan.metadata_disks(),
@@ -127,6 +105,48 @@ def create_snapshot(
             _untake(ctx, entry, plan)
             raise
         return snap
+
+
+def _running_xml(entry: DomainEntry) -> str:
+    """The definition the domain runs with (its live XML), else its persistent one."""
+    rt = entry.runtime
+    return (
+        rt.live_xml
+        if is_active(entry) and rt is not None and rt.live_xml
+        else (entry.definition.xml)
+    )
+
+
+def _plan_for(
+    ctx: Context,
+    entry: DomainEntry,
+    req: DomainSnapshot,
+    records: dict[str, Record],
+    xml: str,
+    disk_only: bool,
+) -> SnapshotPlan:
+    from vmkit.xml.domain import parse_domain
+
+    active = is_active(entry)
+    rt = entry.runtime
+    name = req.name or str(int(time.time()))
+    if name in records:
+        raise Conflict(
+            "domain snapshot",
+            name,
+            f"operation failed: domain '{entry.name}' already has a snapshot named '{name}'",
+        )
+    plan = plan_snapshot(
+        parse_domain(xml),
+        req,
+        name,
+        active=active,
+        paused=active and rt is not None and rt.state == states.DomainState.PAUSED,
+        disk_only=disk_only,
+        memory_dir=snapshot_dir(ctx, entry.uuid),
+    )
+    _check_new_files(plan)
+    return plan
 
 
 def _refuse_quiesce(entry: DomainEntry) -> None:

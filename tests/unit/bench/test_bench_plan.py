@@ -47,16 +47,19 @@ def test_bare_argv_without_monitor_is_refused() -> None:
 
 def test_plans() -> None:
     selftest = make_plan("selftest", None, None, None)
-    assert (selftest.cli_warmup, selftest.cli_runs) == (1, 2)
+    assert selftest.counts["cli"] == (1, 2)
     assert set(selftest.groups) == {"cli", "mem"}
     full = make_plan("full", None, None, None)
-    assert full.heavy_runs >= 5 and full.cli_runs >= 5 and full.scale_runs >= 5
-    assert full.heavy_warmup >= 1 and full.scale_warmup >= 1 and full.scale_domains == 10
+    for group in ("cli", "life", "scale", "mem", "net", "store"):
+        warmup, runs = full.counts[group]
+        assert warmup >= 1 and runs >= 5, group
+    assert full.scale_domains == 10 and full.scale_sequential
     quick = make_plan("quick", None, None, None)
     assert quick.scale_domains < 10 and not quick.scale_sequential
+    assert set(quick.groups) == set(full.groups)
     override = make_plan("full", 7, 0, 3)
-    assert (override.heavy_runs, override.cli_runs, override.scale_runs) == (7, 7, 7)
-    assert (override.heavy_warmup, override.scale_domains) == (0, 3)
+    assert set(override.counts.values()) == {(0, 7)}
+    assert override.scale_domains == 3
 
 
 def test_network_xml_stays_out_of_the_forbidden_subnets() -> None:

@@ -67,7 +67,7 @@ def test_table_notes_are_grouped_once() -> None:
 def test_json_lists_all_rows_with_systems_ratios_and_verdict() -> None:
     results = [RowResult(row) for row in ALL_ROWS]
     results[0] = _filled("cli.list1", floor=[0.01, 0.01], vmkit=[0.02, 0.04])
-    info = RunInfo("selftest", 1, 2, "2026-01-01T00:00:00+00:00")
+    info = RunInfo("selftest", {"cli": [1, 2]}, "2026-01-01T00:00:00+00:00")
     data = json.loads(json.dumps(to_json(info, results)))  # JSON-able
     assert data["meta"]["mode"] == "selftest"
     assert [r["key"] for r in data["rows"]] == [row.key for row in ALL_ROWS]
@@ -94,7 +94,7 @@ def test_chart_points_skip_rows_without_ratios_and_carry_ratio_targets() -> None
     destroy = ALL_ROWS.index(BY_KEY["life.destroy"])
     results[destroy] = _filled("life.destroy", vmkit=[0.1], libvirt=[0.25])
     results[destroy].cells["libvirt"].status = Status.OK
-    data = to_json(RunInfo("quick", 1, 3, "now"), results)
+    data = to_json(RunInfo("quick", {"cli": [1, 3]}, "now"), results)
     points = chart_points(data["rows"])
     assert [p[0] for p in points] == ["list --all (1 domain)", "destroy"]
     assert points[1][2] == 0.4

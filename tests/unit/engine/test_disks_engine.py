@@ -178,9 +178,9 @@ def test_bad_input_is_refused_before_qemu_is_asked(
     qcow.write_bytes(b"QFI\xfb" + b"\0" * 508)
     cases: list[tuple[type[Exception], str, Any]] = [
         (Conflict, "target 'vda' already exists", DiskArgs(str(img), "vda")),
-        (InvalidConfig, "cannot access storage file .*nope", DiskArgs(str(tmp_path / "nope"), "vdb")),
+        (InvalidConfig, "cannot access .*nope", DiskArgs(str(tmp_path / "nope"), "vdb")),
         (InvalidConfig, "is a qcow2 image.*--subdriver qcow2", DiskArgs(str(qcow), "vdb")),
-        (WrongState, "on the ide bus, which cannot be hot-plugged", DiskArgs(str(qcow), "hdb", subdriver="qcow2")),
+        (WrongState, "ide bus, which cannot", DiskArgs(str(qcow), "hdb", subdriver="qcow2")),
         (InvalidConfig, "'vdb'.*has no source", DiskArgs("", "vdb")),
     ]  # fmt: skip
     for error, match, args in cases:
@@ -229,7 +229,7 @@ def test_start_check_ignores_dead_domains_and_sees_duplicates(ctx: Context, img:
     ctx.store.put_runtime(dataclasses.replace(rt, pid_start=rt.pid_start + 1))  # a reused pid
     disks.check_disk_conflicts(ctx, parse_domain(domain_xml("vm", used)))
     twice = used + used.replace("vda", "vdb")
-    with pytest.raises(Conflict, match="in use by domain 'vm' \\(disk 'vda'\\)"):
+    with pytest.raises(Conflict, match=r"in use by domain 'vm' \(disk 'vdb'\)"):
         disks.check_disk_conflicts(ctx, parse_domain(domain_xml("vm", twice)))
 
 
