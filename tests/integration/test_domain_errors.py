@@ -70,11 +70,15 @@ def other(vk: VmkitEnv) -> Iterator[str]:
 def test_unknown_domain_for_every_command(vk: VmkitEnv, other: str) -> None:
     before = snapshot(vk)
     wrong = []
-    for command in DOMAIN_COMMANDS:
-        for key in ("nosuch", "42", "0b0e7c8e-52d1-4a52-9d1b-6a3d2f1e9aff"):
-            r = vk.run(*argv(command, key), extra_env={"EDITOR": "false"})
-            if (r.returncode, r.stderr) != (3, f"error: failed to get domain '{key}'\n"):
-                wrong.append(f"{' '.join(argv(command, key))} -> {r.returncode} {r.stderr!r}")
+    cases = [(command, "nosuch") for command in DOMAIN_COMMANDS] + [
+        (command, key)  # an unknown id or uuid too (the other ways to name a domain)
+        for command in [("start",), ("dominfo",), ("destroy",)]
+        for key in ("42", "0b0e7c8e-52d1-4a52-9d1b-6a3d2f1e9aff")
+    ]
+    for command, key in cases:
+        r = vk.run(*argv(command, key), extra_env={"EDITOR": "false"})
+        if (r.returncode, r.stderr) != (3, f"error: failed to get domain '{key}'\n"):
+            wrong.append(f"{' '.join(argv(command, key))} -> {r.returncode} {r.stderr!r}")
     assert wrong == []
     assert snapshot(vk) == before
 

@@ -40,6 +40,7 @@ from vmnetlab import (
     LAN_UPSTREAM,
     UPSTREAM_UP,
     NetLab,
+    httpd_command,
     nic_xml,
     ns_run,
     probe_from_guest,
@@ -71,16 +72,23 @@ class Model:
     gateway: str = ""  # a default route the test gives the guests, so that only the host decides
 
 
-def _ip(third: int, dhcp: bool = True) -> str:
+def _ip(third: int) -> str:
     rng = f"<dhcp><range start='10.232.{third}.100' end='10.232.{third}.199'/></dhcp>"
-    return f"<ip address='10.232.{third}.1' netmask='255.255.255.0'>{rng if dhcp else ''}</ip>"
+    return f"<ip address='10.232.{third}.1' netmask='255.255.255.0'>{rng}</ip>"
 
 
 def _net(name: str, bridge: str, forward: str, ip: str) -> str:
     return f"<network><name>{name}</name>{forward}<bridge name='{bridge}' stp='off'/>{ip}</network>"
 
 
-ALL = ("guest->guest", "guest->host", "host->guest", "guest->upstream", "upstream->guest")
+GROUPS = {  # each direction of the matrix, probed for both guests
+    "guest->guest": ("g1->g2", "g2->g1"),
+    "guest->host": ("g1->host", "g2->host"),
+    "host->guest": ("host->g1", "host->g2"),
+    "guest->upstream": ("g1->upstream", "g2->upstream"),
+    "upstream->guest": ("upstream->g1", "upstream->g2"),
+}
+ALL = tuple(GROUPS)
 
 
 def _matrix(*yes: str) -> dict[str, bool]:
@@ -149,7 +157,7 @@ class Guest:
 @dataclass
 class World:
     lab: NetLab
-    before: dict[str, object]
+    before: dict[str, str]
     guests: dict[str, tuple[Guest, Guest]] = field(default_factory=dict)
     host_routes: list[str] = field(default_factory=list)  # added by the test, removed at the end
 
@@ -184,12 +192,9 @@ def _prepare(lab: NetLab, g: Guest, index: int) -> None:
     setup += "; echo ROUTE $(ip -4 route show default)"
     if g.model.gateway:
         setup += f"; ip route replace {g.model.gateway}"
-    cgi = "/www/cgi-bin/who"
     out = lab.vk.guest(
         g.name,
-        f"{setup}; mkdir -p /www/cgi-bin; echo '#!/bin/sh' >{cgi}; "
-        f"""echo 'echo Content-Type: text/plain; echo; echo "{g.name} $REMOTE_ADDR"' >>{cgi}; """
-        f"chmod +x {cgi}; httpd -p {GUEST_PORT} -h /www; ip -4 -o addr show dev eth0",
+        f"{setup}; {httpd_command(g.name, GUEST_PORT)}; ip -4 -o addr show dev eth0",
         timeout=60,
     )
     m = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
@@ -226,13 +231,11 @@ def world(tiny_guest: GuestImage) -> Iterator[World]:
         route = f"{iso.subnet} dev {iso.bridge}"
         ns_run(lab.host, "ip", "route", "add", *route.split())
         w.host_routes.append(route)
-        guests = []
+        guests: list[Guest] = []
         for i, m in enumerate(MODELS, 1):
-            pair = tuple(
-                Guest(f"{SHORT[m.key]}{j}", m, f"52:54:00:e1:{i:02x}:{j:02x}") for j in (1, 2)
-            )
-            w.guests[m.key] = pair  # type: ignore[assignment]
-            guests += pair
+            name, mac = SHORT[m.key], f"52:54:00:e1:{i:02x}"
+            w.guests[m.key] = (Guest(f"{name}1", m, f"{mac}:01"), Guest(f"{name}2", m, f"{mac}:02"))
+            guests += w.guests[m.key]
         _boot(lab, guests)
         with ThreadPoolExecutor(len(guests)) as pool:
             jobs = [
@@ -278,15 +281,8 @@ def _probe(w: World, m: Model) -> dict[str, str | None]:
 
 def _reach(answers: dict[str, str | None]) -> dict[str, bool | str]:
     """The five-way matrix; a direction where the two guests disagree shows as 'mixed'."""
-    groups = {
-        "guest->guest": ["g1->g2", "g2->g1"],
-        "guest->host": ["g1->host", "g2->host"],
-        "host->guest": ["host->g1", "host->g2"],
-        "guest->upstream": ["g1->upstream", "g2->upstream"],
-        "upstream->guest": ["upstream->g1", "upstream->g2"],
-    }
     out: dict[str, bool | str] = {}
-    for key, labels in groups.items():
+    for key, labels in GROUPS.items():
         seen = {answers[label] is not None for label in labels}
         out[key] = seen.pop() if len(seen) == 1 else f"mixed: {[answers[x] for x in labels]}"
     return out
@@ -297,7 +293,7 @@ def _expected_answers(w: World, m: Model) -> dict[str, str | None]:
     g1, g2 = w.guests[m.key]
     host_src = m.host_ip  # the host reaches a guest from its address on that subnet
     up_src = LAN_UPSTREAM if m.key == "bridge" else UPSTREAM_UP
-    want = {
+    want: dict[str, str | None] = {
         "g1->g2": f"{g2.name} {g1.ip}",
         "g2->g1": f"{g1.name} {g2.ip}",
         "g1->host": f"host {g1.ip}",
@@ -309,14 +305,7 @@ def _expected_answers(w: World, m: Model) -> dict[str, str | None]:
         "upstream->g1": f"{g1.name} {up_src}",
         "upstream->g2": f"{g2.name} {up_src}",
     }
-    groups = {
-        "guest->guest": ("g1->g2", "g2->g1"),
-        "guest->host": ("g1->host", "g2->host"),
-        "host->guest": ("host->g1", "host->g2"),
-        "guest->upstream": ("g1->upstream", "g2->upstream"),
-        "upstream->guest": ("upstream->g1", "upstream->g2"),
-    }
-    for key, labels in groups.items():
+    for key, labels in GROUPS.items():
         if not m.matrix[key]:
             for label in labels:
                 want[label] = None
@@ -406,12 +395,10 @@ def test_destroying_everything_restores_the_host(world: World) -> None:
     assert not leftover, f"processes of ours still alive: {lab.describe_pids(leftover)}"
     after = lab.snapshot()
     diffs = []
-    for key, value in world.before.items():
-        if after[key] != value:
-            old = value if isinstance(value, str) else "\n".join(map(str, value))  # type: ignore[call-overload]
-            new = after[key] if isinstance(after[key], str) else "\n".join(map(str, after[key]))  # type: ignore[call-overload]
+    for key, old in world.before.items():
+        if after[key] != old:
             diff = difflib.unified_diff(
-                old.splitlines(), new.splitlines(), "before", "after", lineterm=""
+                old.splitlines(), after[key].splitlines(), "before", "after", lineterm=""
             )
             diffs.append(f"{key} changed:\n" + "\n".join(diff))
     assert not diffs, "\n\n".join(diffs)

@@ -1,4 +1,5 @@
-"""CLI for a domain's NICs: domiflist, domifaddr, domifstat, domif-setlink, domif-getlink."""
+"""CLI for a domain's NICs: domiflist, domifaddr, domifstat, domif-setlink, domif-getlink,
+attach-interface, detach-interface."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from dataclasses import asdict
 from vmkit.cli.output import emit, emit_json, table
 from vmkit.engine import ifaces
 from vmkit.engine.context import Context
+from vmkit.errors import InvalidConfig
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("domain", help="domain name, id or uuid")
-    if name == "domiflist":
+    if name in ("attach-interface", "detach-interface"):
+        _hotplug_arguments(name, p)
+    elif name == "domiflist":
         p.add_argument("--inactive", action="store_true", help="get inactive rather than running")
     elif name == "domifaddr":
         p.add_argument("interface", nargs="?", help="network interface name")
@@ -30,6 +34,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def run(name: str, args: argparse.Namespace) -> int:
+    if name in ("attach-interface", "detach-interface"):
+        return _run_hotplug(name, args)
     with Context.open() as ctx:
         if name == "domiflist":
             rows = ifaces.list_ifaces(ctx, args.domain, inactive=args.inactive)
@@ -75,3 +81,73 @@ def _format_addrs(addrs: list[ifaces.IfaceAddr], *, full: bool) -> str:
         out.append(f" {name:<10} {mac:<17}    {a.protocol:<12} {a.address}")
         last = a.name
     return "\n".join(out) + "\n\n"
+
+
+def _hotplug_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    """virsh's options; TYPE and SOURCE also as --type / --source, as virsh takes them."""
+    p.add_argument("type", nargs="?", help="network, bridge, user or ethernet")
+    p.add_argument("--type", dest="type_opt", metavar="TYPE", help="same as TYPE")
+    if name == "attach-interface":
+        p.add_argument("source", nargs="?", help="network or bridge (none for user, ethernet)")
+        p.add_argument("--source", dest="source_opt", metavar="SOURCE", help="same as SOURCE")
+        p.add_argument("--target", help="target device name (the tap on the host)")
+        p.add_argument("--mac", help="MAC address (default: a new 52:54:00:xx:xx:xx)")
+        p.add_argument("--model", help="model type (virtio, e1000, e1000e, rtl8139, ...)")
+        p.add_argument("--script", help="script run with the tap's name once it exists")
+        p.add_argument("--print-xml", action="store_true", help="print XML rather than attach")
+    else:
+        p.add_argument("--mac", help="MAC address (needed when several NICs have TYPE)")
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            help="seconds to wait for the guest to release the device (default 30)",
+        )
+    p.add_argument("--persistent", action="store_true", help="make live change persistent")
+    p.add_argument("--config", action="store_true", help="affect next boot")
+    p.add_argument("--live", action="store_true", help="affect running domain")
+    p.add_argument("--current", action="store_true", help="affect current domain")
+
+
+def _one_of(args: argparse.Namespace, name: str) -> str | None:
+    given: str | None = getattr(args, name)
+    opt: str | None = getattr(args, f"{name}_opt")
+    if given is not None and opt is not None and given != opt:
+        raise InvalidConfig(f"two values given for {name}: '{given}' and '{opt}'")
+    return given if given is not None else opt
+
+
+def _run_hotplug(name: str, args: argparse.Namespace) -> int:
+    from vmkit.engine import iface_hotplug as hp
+    from vmkit.engine.hotplug import Flags
+
+    kind = _one_of(args, "type")
+    if not kind:
+        raise InvalidConfig(f"command '{name}' requires <type> option")
+    flags = Flags(live=args.live, config=args.config, persistent=args.persistent,
+                  current=args.current)  # fmt: skip
+    if name == "detach-interface":
+        select = hp.by_type_and_mac(hp.interface_type(kind), args.mac)
+        with Context.open() as ctx:
+            nic = hp.detach_interface(ctx, args.domain, select, flags, timeout=args.timeout)
+        return _done(args, "Interface detached successfully", nic.mac_address, detached=True)
+    spec = hp.IfaceArgs(
+        type=kind,
+        source=_one_of(args, "source"),
+        target=args.target,
+        mac=args.mac,
+        model=args.model,
+        script=args.script,
+    )
+    if args.print_xml:
+        xml = hp.iface_xml(spec)
+        emit_json({"xml": xml}) if args.json else emit(xml + "\n")
+        return 0
+    with Context.open() as ctx:
+        nic = hp.attach_interface(ctx, args.domain, hp.iface_from_args(spec), flags)
+    return _done(args, "Interface attached successfully", nic.mac_address, attached=True)
+
+
+def _done(args: argparse.Namespace, message: str, mac: str | None, **facts: object) -> int:
+    emit_json({"domain": args.domain, "mac": mac, **facts}) if args.json else emit(message + "\n\n")
+    return 0

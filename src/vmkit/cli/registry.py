@@ -126,6 +126,8 @@ COMMANDS: dict[str, Command] = {
     "domifstat": Command(_IFACE, "get network interface stats for a domain"),
     "domif-setlink": Command(_IFACE, "set link state of a virtual interface"),
     "domif-getlink": Command(_IFACE, "get link state of a virtual interface"),
+    "attach-interface": Command(_IFACE, "attach network interface"),
+    "detach-interface": Command(_IFACE, "detach network interface"),
     # networking
     "net-define": Command(_NET, "define an inactive persistent virtual network from an XML file"),
     "net-create": Command(_NET, "create (start) a transient network from an XML file"),
@@ -257,6 +259,8 @@ GROUPS: dict[str, list[str]] = {
         "domifstat",
         "domif-setlink",
         "domif-getlink",
+        "attach-interface",
+        "detach-interface",
     ],
     "Networking (help keyword 'network')": [
         "net-define",

@@ -495,8 +495,9 @@ class DeviceHandler(Protocol):
 def _handlers() -> dict[str, DeviceHandler]:
     """Element name -> handler; add a kind here (imported lazily: no import cycle)."""
     from vmkit.engine.disks import DiskHandler
+    from vmkit.engine.iface_hotplug import InterfaceHandler
 
-    return {"disk": DiskHandler()}
+    return {"disk": DiskHandler(), "interface": InterfaceHandler()}
 
 
 def _parse(xml: str | bytes, source: str) -> tuple[Device, DeviceHandler]:

@@ -3,12 +3,15 @@
 A network's definition is a NETWORK definition (libvirt's network XML, defaults filled in). An
 active network has a runtime record whose payload is
 
-    {"state": "active", "runtime": NetworkRuntime.to_json(), "live_xml": "<network>..."}
+    {"state": "active", "runtime": NetworkRuntime.to_json(), "live_xml": "<network>...",
+     "boot_id": "<the kernel's boot id>"}
 
 `live_xml` is the definition it runs with (net-define of an active network changes only the next
 start; `net-update --live` only the running one). While `net-start` is at work the record says
 `"state": "starting"` and holds what it may be about to make (`presumed_runtime`), so that a
-start killed half way can be taken back by the next command (net_lifecycle.recover_start).
+start killed half way can be taken back by the next command (net_lifecycle.settle). A record
+of an earlier boot (the host rebooted: bridge, nft table and dnsmasq are gone) is settled the same
+way, so that the network shows inactive and `net-start-autostart` starts it again.
 
 `host_factory` makes the `net.realise.Host` every operation acts through (the namespace vmkit
 runs in, files under `<run_dir>/net/`); unit tests replace it with a recording fake.
@@ -62,7 +65,7 @@ class NetworkEntry:
     net: Network  # the persistent (or, for a transient network, the created) definition
     runtime: NetworkRuntime | None = None
     live: Network | None = None  # the definition the running network was started with
-    starting: bool = False  # a start is in progress, or was killed half way
+    starting: bool = False  # a start in progress, or a run that ended without vmkit (see above)
 
     @property
     def name(self) -> str:
@@ -89,7 +92,8 @@ def entry_of(ctx: Context, d: Definition) -> NetworkEntry:
         return NetworkEntry(d, net)
     rt, live_xml, state = decode_payload(obj)
     live = parse_network(live_xml, strict=False) if live_xml else net
-    return NetworkEntry(d, net, rt, live, starting=state != ACTIVE)
+    earlier_boot = obj.payload.get("boot_id") not in (None, "", boot_id())
+    return NetworkEntry(d, net, rt, live, starting=state != ACTIVE or earlier_boot)
 
 
 def decode_payload(obj: ObjectRuntime) -> tuple[NetworkRuntime, str, str]:
@@ -98,7 +102,15 @@ def decode_payload(obj: ObjectRuntime) -> tuple[NetworkRuntime, str, str]:
 
 
 def encode_payload(rt: NetworkRuntime, live_xml: str, state: str = ACTIVE) -> dict[str, Any]:
-    return {"state": state, "runtime": rt.to_json(), "live_xml": live_xml}
+    return {"state": state, "runtime": rt.to_json(), "live_xml": live_xml, "boot_id": boot_id()}
+
+
+def boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
+    """This boot of the kernel ('' when unknown): a run recorded in another boot is over."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def not_found(key: str) -> NotFound:

@@ -151,3 +151,24 @@ def test_port_forward_carries_tcp_from_upstream_into_a_guest(cli: NetCli) -> Non
     assert after["processes"] == [] and after["files"] == []
     assert "vmkit" not in str(after["ruleset"]) and "vmkbr0" not in str(after["links"])
     assert before != after
+
+
+def test_edit_autostart_and_start_autostart(cli: NetCli) -> None:
+    xml = cli.xml("ed", f"<network><name>ed</name>{DHCP.format(n=8)}</network>")
+    cli.ok("net-define", xml)
+    editor = cli.root / "editor.sh"
+    editor.write_text('#!/bin/sh\nsed -i "s/$FROM/$TO/" "$1"\n')
+    editor.chmod(0o755)
+    env = {"EDITOR": str(editor), "FROM": "10.232.8.199", "TO": "10.232.8.150"}
+    assert cli.ok("net-edit", "ed", env=env) == "Network ed XML configuration edited.\n\n"
+    assert "10.232.8.150" in cli.ok("net-dumpxml", "ed")
+    bad = env | {"FROM": "10.232.8.150", "TO": "10.232.9.150"}
+    cli.fails(2, "net-edit", "ed", env=bad, match="outside subnet 10.232.8.0/24")
+    assert "10.232.8.150" in cli.ok("net-dumpxml", "ed")  # nothing saved
+    same = env | {"FROM": "nothing-matches", "TO": "x"}
+    assert cli.ok("net-edit", "ed", env=same) == "Network ed XML configuration not changed.\n\n"
+    assert cli.ok("net-autostart", "ed") == "Network ed marked as autostarted\n\n"
+    assert cli.ok("net-start-autostart") == "Network ed started\n\n"
+    assert cli.ok("net-start-autostart") == "\n"
+    cli.ok("net-destroy", "ed")
+    assert cli.ok("net-autostart", "--disable", "ed") == "Network ed unmarked as autostarted\n\n"

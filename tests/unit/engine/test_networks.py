@@ -366,3 +366,28 @@ def test_start_autostart_starts_marked_networks_and_reports_failures(
     host.fail_on = "apply_firewall"
     results = networks.start_autostart(ctx)
     assert [n for n, _ in results] == ["b"] and "injected failure" in (results[0][1] or "")
+
+
+def test_edit_validates_before_saving(ctx: Context) -> None:
+    entry = define(ctx, nat_xml())
+    xml = entry.definition.xml
+    assert networks.edit_xml(ctx, "nat1", xml) is None
+    with pytest.raises(InvalidConfig, match="reversed"):
+        networks.edit_xml(ctx, "nat1", xml.replace("10.231.1.100", "10.231.1.250"))
+    with pytest.raises(InvalidConfig, match="cannot be changed by net-edit"):
+        networks.edit_xml(ctx, "nat1", xml.replace("<name>nat1<", "<name>nat9<"))
+    assert networks.lookup(ctx, "nat1").definition.xml == xml
+    edited = networks.edit_xml(ctx, "nat1", xml.replace("10.231.1.199", "10.231.1.150"))
+    assert edited is not None and "10.231.1.150" in edited.definition.xml
+    assert edited.uuid == entry.uuid
+
+
+def test_a_run_of_an_earlier_boot_is_over(ctx: Context, host: RecordingHost) -> None:
+    entry = define(ctx, nat_xml())
+    networks.start(ctx, "nat1")
+    networks.set_autostart(ctx, "nat1", True)
+    obj = ctx.store.get_object_runtime(NETWORK, entry.uuid)
+    assert obj is not None and obj.payload["boot_id"]
+    ctx.store.put_object_runtime(NETWORK, entry.uuid, obj.payload | {"boot_id": "earlier"})
+    assert networks.info(ctx, "nat1").state == "inactive"  # settled: what was left is taken back
+    assert networks.start_autostart(ctx) == [("nat1", None)]
