@@ -151,7 +151,8 @@ def _start(ctx: Context, args: argparse.Namespace) -> int:
     from vmkit.engine import networks
 
     before = []
-    if args.force and networks.lookup(ctx, args.network).active:
+    found = networks.find(ctx, args.network)
+    if args.force and found is not None and found.active:
         before = networks.info(ctx, args.network).problems
     entry, done = networks.start(ctx, args.network, force=args.force)
     row = networks.info(ctx, entry.uuid)

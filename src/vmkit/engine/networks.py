@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_interface
 
 from vmkit.engine.context import Context
 from vmkit.engine.net_lifecycle import (
@@ -54,6 +54,7 @@ __all__ = [
     "edit_xml",
     "ensure_default_network",
     "ensure_network_active",
+    "find",
     "info",
     "lease_addresses",
     "list_networks",
@@ -100,7 +101,7 @@ def attach_point(ctx: Context, network_name: str) -> NicAttachment:
 
 def lease_addresses(ctx: Context, network_name: str, mac: str) -> list[str]:
     """The IPv4 addresses (as 'address/prefix', e.g. '192.168.122.57/24') that the network's
-    dnsmasq currently leases to `mac`, newest lease last; [] when the network is missing or
+    dnsmasq currently leases to `mac`, in lease-file order; [] when the network is missing or
     inactive, or the MAC has no lease."""
     entry = find(ctx, network_name)
     if entry is None or not entry.active:
@@ -259,4 +260,4 @@ def dhcp_leases(ctx: Context, key: str, mac: str | None = None) -> list[DhcpLeas
     rows = _lease_rows(entry) if entry.active else []
     if mac is not None:
         rows = [r for r in rows if r.mac == mac.lower()]
-    return sorted(rows, key=lambda r: (r.protocol, r.address))
+    return sorted(rows, key=lambda r: (r.protocol, ip_interface(r.address)))
