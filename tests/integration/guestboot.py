@@ -204,7 +204,7 @@ def boot_guest(
     try:
         with stderr_path.open("wb") as stderr:
             started = time.monotonic()
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)  # noqa: S603
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
         console = SerialConsole.connect(work / "console.sock", proc)
         guest = RunningGuest(proc, work, console, started)
         yield guest

@@ -32,9 +32,7 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(cmd.module)
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
-        p.add_argument(
-            "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
-        )
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
         module.add_arguments(name, p)
     return parser
 

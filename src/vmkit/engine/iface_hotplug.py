@@ -110,10 +110,13 @@ def iface_xml(a: IfaceArgs) -> str:
 
 def iface_from_args(a: IfaceArgs) -> Interface:
     """attach-interface's options -> an Interface, checked like the same XML in a domain."""
+    from vmkit.model.validate import check_mac
     from vmkit.xml.device import parse_device
 
     dev = parse_device(iface_xml(a), source="attach-interface options")
     assert isinstance(dev, Interface)
+    if dev.mac_address is not None:
+        check_mac(dev.mac_address, xpath="/interface/mac/@address")
     return dev
 
 

@@ -51,10 +51,10 @@ def launch_domain(
     `incoming` (e.g. 'defer') starts QEMU waiting for a migration stream (restore); pass
     paused=True with it: the caller feeds the stream and decides when to `cont`.
     """
+    from vmkit.engine.disks import check_disk_conflicts  # lazy: disks imports runtime
     from vmkit.engine.launch import build_launch_argv, needs_qmp_setup, setup_over_qmp
     from vmkit.engine.nics import create_taps, delete_taps, plan_taps, tap_names
     from vmkit.qemu.process import launch
-    from vmkit.engine.disks import check_disk_conflicts  # lazy: disks imports runtime
 
     check_disk_conflicts(ctx, dom)
 

@@ -50,7 +50,7 @@ def pool(tmp_path: Path) -> Pool:
 
 
 def _run(*argv: str) -> None:
-    subprocess.run(list(argv), check=True, capture_output=True)  # noqa: S603
+    subprocess.run(list(argv), check=True, capture_output=True)
 
 
 @contextlib.contextmanager

@@ -54,7 +54,7 @@ def test_parse_stat_comm_with_spaces_and_parentheses() -> None:
 def test_parse_stat_real_line_of_a_process_named_with_parentheses(tmp_path: Path) -> None:
     odd = tmp_path / "x) (y z"  # the kernel takes comm from the executable's file name
     odd.symlink_to("/bin/sleep")
-    child = subprocess.Popen([str(odd), "60"])  # noqa: S603
+    child = subprocess.Popen([str(odd), "60"])
     try:
         stat = read_stat(child.pid)
         assert stat is not None
@@ -275,7 +275,7 @@ def test_remove_pidfile_spares_a_locked_one(rundir: Path) -> None:
         "print('locked', flush=True)\n"
         "time.sleep(60)\n"
     )
-    with subprocess.Popen(_fake(locker), stdout=subprocess.PIPE) as holder:  # noqa: S603
+    with subprocess.Popen(_fake(locker), stdout=subprocess.PIPE) as holder:
         try:
             assert holder.stdout is not None
             assert holder.stdout.readline() == b"locked\n"

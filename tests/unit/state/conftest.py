@@ -35,7 +35,7 @@ class Procs:
 
     def start(self, code: str, *args: str) -> subprocess.Popen[str]:
         """Run `code` after PRELUDE; `args` follow the paths (sys.argv[4:])."""
-        proc = subprocess.Popen(  # noqa: S603 (argv is a list, ours)
+        proc = subprocess.Popen(
             [sys.executable, "-c", PRELUDE + code, *self.argv_tail, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
