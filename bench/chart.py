@@ -47,34 +47,39 @@ def write_chart(data: dict[str, Any], path: Path) -> str | None:
     points = chart_points(data["rows"])
     if not points:
         return "chart.png not written: no row has a ratio"
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.42 * len(points)))
+    _draw(ax, points)
+    meta = data.get("meta", {})
+    ax.set_title(f"vmkit benchmark ({meta.get('mode', '')}, {meta.get('started', '')})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+BAR = 0.38
+SERIES = ((-BAR / 2, "vmkit / floor", "#4c72b0"), (BAR / 2, "vmkit / libvirt", "#dd8452"))
+
+
+def _draw(ax: Any, points: list[Point]) -> None:
+    """Two bars per row (ratios to floor and to libvirt), their values, the ratio targets."""
     values = [v for p in points for v in (p[1], p[2]) if v]
     log = bool(values) and max(values) / min(values) > 20
     tiny = min(values) / 2 if values else 0.01  # where a ratio of 0 is drawn on a log axis
-    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.42 * len(points)))
-    bar = 0.38
-    for offset, index, label, color in (
-        (-bar / 2, 1, "vmkit / floor", "#4c72b0"),
-        (bar / 2, 2, "vmkit / libvirt", "#dd8452"),
-    ):
+    for series, (offset, label, color) in enumerate(SERIES):
         labelled = False
         for y, point in enumerate(points):
-            value = point[1] if index == 1 else point[2]
+            value = point[1] if series == 0 else point[2]
             if value is None:
                 continue
             width = value if value > 0 or not log else tiny
-            ax.barh(y + offset, width, height=bar, color=color, label=None if labelled else label)
+            ax.barh(y + offset, width, height=BAR, color=color, label=None if labelled else label)
             labelled = True
             ax.text(width, y + offset, f" {value:.2f}x", va="center", fontsize=7)
-    for y, point in enumerate(points):
-        limit, against = point[3], point[4]
+    for y, (_, _, _, limit, against) in enumerate(points):
         if limit is not None:
-            offset = -bar / 2 if against == "floor" else bar / 2
-            ax.plot(
-                [limit, limit],
-                [y + offset - bar / 2, y + offset + bar / 2],
-                color="red",
-                linewidth=2,
-            )
+            mid = y + (SERIES[0][0] if against == "floor" else SERIES[1][0])
+            ax.plot([limit, limit], [mid - BAR / 2, mid + BAR / 2], color="red", linewidth=2)
     ax.plot([], [], color="red", linewidth=2, label="target (ratio rows)")
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(points)))
@@ -87,12 +92,4 @@ def write_chart(data: dict[str, Any], path: Path) -> str | None:
         " throughput: higher is better)",
         fontsize=8,
     )
-    meta = data.get("meta", {})
-    ax.set_title(f"vmkit benchmark ({meta.get('mode', '')}, {meta.get('started', '')})")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return None
+    ax.legend(loc="lower right", fontsize=8)

@@ -73,28 +73,7 @@ def run_case(
     log: Log = log_stderr,
 ) -> None:
     """Run `case` on every available system of `systems`, interleaved, into `results`."""
-    active: list[str] = []
-    for system in systems:
-        why = case.unavailable(system)
-        if why is None:
-            active.append(system)
-            continue
-        for key in case.rows:
-            cell = results[key].cells[system]
-            cell.status, cell.note = why
-    ready: list[str] = []
-    for system in active:
-        try:
-            log(f"{case.name}: setting up {system}")
-            case.setup(system)
-            ready.append(system)
-            for key, (status, note) in case.row_status(system).items():
-                results[key].cells[system].status = status
-                results[key].cells[system].note = note
-        except Exception as exc:
-            log(f"{case.name}: {system} setup failed: {_short(exc)}")
-            _fail(case, results, system, f"setup failed: {_short(exc)}")
-            _safe(case.teardown, system, log)
+    ready = _set_up(case, results, systems, log)
     failures = dict.fromkeys(ready, 0)
     try:
         for step in interleave(ready, warmup, runs):
@@ -102,23 +81,58 @@ def run_case(
                 continue
             kind = "run" if step.counted else "warm-up"
             log(f"{case.name}: {step.system} {kind} (round {step.round + 1}/{warmup + runs})")
-            started = time.monotonic()
-            try:
-                values = case.run_once(step.system)
-            except Exception as exc:
+            if not _run_step(case, results, step.system, step.counted, log):
                 failures[step.system] += 1
-                log(f"{case.name}: {step.system} failed: {_short(exc)}")
-                if "BENCH_TRACEBACK" in os.environ:
-                    traceback.print_exc()
-                _fail(case, results, step.system, _short(exc))
-                _safe(case.recover, step.system, log)
-                continue
-            for key, value in values.items():
-                results[key].cells[step.system].add(value, step.counted)
-            log(f"{case.name}: {step.system} done in {time.monotonic() - started:.1f} s")
     finally:
         for system in ready:
             _safe(case.teardown, system, log)
+
+
+def _set_up(
+    case: Case, results: Mapping[str, RowResult], systems: tuple[str, ...], log: Log
+) -> list[str]:
+    """Record why systems cannot take part; set up the others; the systems that are ready."""
+    ready: list[str] = []
+    for system in systems:
+        why = case.unavailable(system)
+        if why is not None:
+            for key in case.rows:
+                cell = results[key].cells[system]
+                cell.status, cell.note = why
+            continue
+        try:
+            log(f"{case.name}: setting up {system}")
+            case.setup(system)
+        except Exception as exc:
+            log(f"{case.name}: {system} setup failed: {_short(exc)}")
+            _fail(case, results, system, f"setup failed: {_short(exc)}")
+            _safe(case.teardown, system, log)
+            continue
+        ready.append(system)
+        for key, (status, note) in case.row_status(system).items():
+            results[key].cells[system].status = status
+            results[key].cells[system].note = note
+    return ready
+
+
+def _run_step(
+    case: Case, results: Mapping[str, RowResult], system: str, counted: bool, log: Log
+) -> bool:
+    """One iteration; its values go into the cells. False (noted, recovered) when it failed."""
+    started = time.monotonic()
+    try:
+        values = case.run_once(system)
+    except Exception as exc:
+        log(f"{case.name}: {system} failed: {_short(exc)}")
+        if "BENCH_TRACEBACK" in os.environ:
+            traceback.print_exc()
+        _fail(case, results, system, _short(exc))
+        _safe(case.recover, system, log)
+        return False
+    for key, value in values.items():
+        results[key].cells[system].add(value, counted)
+    log(f"{case.name}: {system} done in {time.monotonic() - started:.1f} s")
+    return True
 
 
 def _fail(case: Case, results: Mapping[str, RowResult], system: str, message: str) -> None:

@@ -3,6 +3,8 @@ VMKIT_ROOT (the bench's temporary folder), with nothing resident between command
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -25,8 +27,6 @@ class Vmkit:
     """The vmkit CLI bound to one VMKIT_ROOT."""
 
     def __init__(self, root: Path) -> None:
-        import os
-
         self.root = root
         self.env = {**os.environ, "VMKIT_ROOT": str(root)}
         self.argv0 = vmkit_argv0()
@@ -47,8 +47,6 @@ class Vmkit:
 
     def native_argv(self, xml_file: Path) -> list[str]:
         """`vmkit domxml-to-native qemu-argv --json FILE`: the argv vmkit would run."""
-        import json
-
         out = self.run("domxml-to-native", "qemu-argv", "--json", str(xml_file)).stdout
         argv: list[str] = json.loads(out)["argv"]
         return argv

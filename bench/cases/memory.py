@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from bench import procs
 from bench.model import Status
 from bench.runner import Case
 from bench.session import Session
@@ -29,8 +30,6 @@ class IdleMemoryCase(Case):
         if system == "vmkit":
             assert self.session.vmkit is not None
             pids = self.session.vmkit.own_processes()
-            from bench import procs
-
             return {"mem.idle": float(sum(procs.rss_bytes(p) for p in pids))}
         assert self.session.libvirt is not None
         return {"mem.idle": float(self.session.libvirt.daemon_rss())}

@@ -23,6 +23,13 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     if name == "define":
         p.add_argument("file", help="domain XML file ('-' for stdin)")
         p.add_argument("--validate", action="store_true", help="accepted; vmkit always validates")
+    elif name == "undefine":
+        p.add_argument("domain", help="domain name, id or uuid")
+        p.add_argument("--managed-save", action="store_true", help="remove the managed save")
+        p.add_argument(
+            "--snapshots-metadata", action="store_true", help="remove all snapshot metadata"
+        )
+        p.add_argument("--nvram", action="store_true", help="accepted for virsh habits")
     elif name == "list":
         for flag, what in [
             ("--all", "list inactive & active domains"),
@@ -95,7 +102,12 @@ def _define(ctx: Context, args: argparse.Namespace) -> int:
 
 def _undefine(ctx: Context, args: argparse.Namespace) -> int:
     entry = domains.lookup(ctx, args.domain)
-    gone = domains.undefine(ctx, args.domain)
+    gone = domains.undefine(
+        ctx,
+        args.domain,
+        managed_save=args.managed_save,
+        snapshots_metadata=args.snapshots_metadata,
+    )
     if args.json:
         emit_json({"name": entry.name, "uuid": entry.uuid, "transient": not gone})
     else:

@@ -88,8 +88,16 @@ def define(ctx: Context, xml_text: str | bytes, source: str = "<string>") -> Def
     return definition
 
 
-def undefine(ctx: Context, key: str) -> bool:
-    """Remove the persistent definition; a running domain becomes transient (False then)."""
+def undefine(
+    ctx: Context, key: str, *, managed_save: bool = False, snapshots_metadata: bool = False
+) -> bool:
+    """Remove the persistent definition; a running domain becomes transient (False then).
+
+    Like libvirt, a managed save image or snapshot metadata must be asked to go along
+    (`managed_save`, `snapshots_metadata`); otherwise they would be orphaned.
+    """
+    from vmkit.state.records import SNAPSHOT
+
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
         entry = lookup(ctx, uuid)
@@ -100,12 +108,32 @@ def undefine(ctx: Context, key: str) -> bool:
                 state="transient",
                 required="persistent",
             )
-        fault_point("undefine:before-commit")
+        save = managed_save_path(ctx, uuid)
+        if save is not None and not managed_save:
+            raise WrongState(
+                "Requested operation is not valid: Refusing to undefine while domain managed "
+                f"save image exists (domain '{entry.name}'; use --managed-save to remove it)",
+                state="managed save",
+                required="no managed save",
+            )
         store = ctx.store
+        snaps = store.list(SNAPSHOT, parent=uuid)
+        if snaps and not snapshots_metadata:
+            raise WrongState(
+                f"Requested operation is not valid: cannot delete inactive domain "
+                f"'{entry.name}' with {len(snaps)} snapshots (use --snapshots-metadata)",
+                state="has snapshots",
+                required="no snapshots",
+            )
+        fault_point("undefine:before-commit")
         with store.transaction():
+            for snap in snaps:
+                store.undefine(SNAPSHOT, snap.uuid, parent=uuid)
             gone = store.undefine(DOMAIN, uuid)
             store.log_event(DOMAIN, uuid, entry.name, "undefined")
         fault_point("undefine:after-commit")
+        if save is not None:
+            os.unlink(save)
         return gone
 
 
