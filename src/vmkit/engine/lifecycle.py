@@ -17,7 +17,14 @@ from vmkit.engine.context import Context
 from vmkit.engine.domains import locked_lookup, lookup, parse_and_check
 from vmkit.engine.faults import fault_point
 from vmkit.engine.runfiles import RunFiles
-from vmkit.engine.runtime import finish_run, is_active, launch_domain, qemu_of, stop_reason
+from vmkit.engine.runtime import (
+    finish_run,
+    is_active,
+    launch_domain,
+    qemu_of,
+    reconcile,
+    stop_reason,
+)
 from vmkit.errors import Conflict, LaunchFailed, VmkitError, WrongState
 from vmkit.state.records import DOMAIN, DomainEntry
 
@@ -148,7 +155,7 @@ def shutdown(ctx: Context, key: str, *, wait: bool = False, timeout: float = 60.
                 "(does the guest handle the ACPI power button?)"
             )
         reason = stop_reason(ctx, entry)
-        finish_run(ctx, entry, reason)
+        reconcile(ctx, entry)  # records the stop; honours on_poweroff=restart
         return reason
 
 
