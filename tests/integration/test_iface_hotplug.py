@@ -173,10 +173,17 @@ def test_user_nic_on_pc(vk: NsVmkit) -> None:
 
 def test_refusals_leave_nothing_behind(vk: NsVmkit) -> None:
     boot(vk, "vm")
-    links = host_links(vk)
+    before = host_links(vk)
     vk.fails(3, "attach-interface", "vm", "bridge", "nobr", "--live", match="bridge 'nobr'")
     vk.fails(3, "attach-interface", "vm", "network", "nonet", match="network 'nonet' not found")
     vk.fails(2, "attach-interface", "vm", "bridge", match="needs a source")
+    net = vk.root / "off.xml"
+    net.write_text("<network><name>off</name><bridge name='vkoff0'/>"
+                   "<ip address='172.30.78.1' netmask='255.255.255.0'/></network>")  # fmt: skip
+    vk.ok("net-define", str(net))
+    vk.fails(5, "attach-interface", "vm", "network", "off", "--live",
+             match="network 'off' is not active")  # fmt: skip
+    assert host_links(vk) == before and iflist(vk, "vm") == []
     vk.ok("attach-interface", "vm", "bridge", BRIDGE, "--model", "virtio")
     [row] = iflist(vk, "vm")
     links = host_links(vk)
@@ -188,6 +195,9 @@ def test_refusals_leave_nothing_behind(vk: NsVmkit) -> None:
     vk.fails(1, "attach-interface", "vm", "ethernet", "--script", str(script),
              match="exited with code 3: no such uplink")  # fmt: skip
     assert host_links(vk) == links and len(iflist(vk, "vm")) == 1
+    # neither the tap nor QEMU's backend of the failed attach is left: the same ids work now
+    vk.ok("attach-interface", "vm", "ethernet", "--model", "virtio")
+    wait_guest_nics(vk, "vm", ["eth0", "eth1"])
     vk.fails(3, "detach-interface", "vm", "bridge", "--mac", "52:54:00:00:00:01",
              match="No interface with MAC address")  # fmt: skip
 

@@ -182,10 +182,12 @@ def set_link(ctx: Context, key: str, which: str, state: str, *, config: bool = F
             assert rt is not None and rt.qmp_socket is not None
             dom, taps = _domain_and_taps(ctx, entry, inactive=False)
             i = _find_nic(dom, taps, which.lower())
+            from vmkit.engine.iface_hotplug import qemu_ids
             from vmkit.qemu.qmp import QmpSession
 
+            device = qemu_ids(dom, rt)[i].device
             with QmpSession.connect(rt.qmp_socket) as qmp:
-                qmp.execute("set_link", {"name": f"net{i}", "up": state == "up"})
+                qmp.execute("set_link", {"name": device, "up": state == "up"})
             dom.devices.interfaces[i].link_state = None if state == "up" else "down"
             ctx.store.put_runtime(dataclasses.replace(rt, live_xml=render_domain(dom)))
     if define_text is not None:

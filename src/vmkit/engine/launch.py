@@ -37,6 +37,12 @@ def build_launch_argv(
         console_log=files.console_log,
         run_dir=files.run_dir,
     )
+    if any(nic.script_path for nic in dom.devices.interfaces):
+        import copy
+
+        dom = copy.deepcopy(dom)  # vmkit ran the ifup scripts when it made the taps
+        for nic in dom.devices.interfaces:
+            nic.script_path = None
     argv = build_argv(dom, opts, runtime)
     for event in TRACE_EVENTS:
         argv += ["-trace", event]

@@ -7,7 +7,9 @@ networks (bridge names, subnets) inside the store transaction that writes them, 
 cannot race past each other; subnets are checked against the host's routes and addresses when the
 network starts (net.realise.plan_network). A start that fails is rolled back by net.realise; a
 start that was killed half way is taken back by the next command that locks the network
-(`settle`). Messages follow virsh ("network is already active").
+(`settle`). A network may be destroyed while domains use it (as libvirt allows); when it starts
+again, their taps are put on the new bridge (engine.nics.replug_taps). Messages follow virsh
+("network is already active").
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from vmkit.engine.net_records import (
     net_run_dir,
     presumed_runtime,
 )
+from vmkit.engine.nics import replug_taps
 from vmkit.errors import Conflict, InvalidConfig, NetworkError, VmkitError, WrongState
 from vmkit.model.network import (
     Bridge,
@@ -228,7 +231,22 @@ def _start_locked(
             err.add_note(f"stopping network '{entry.name}' again failed too: {undo}")
         store.clear_runtime(NETWORK, uuid)
         raise
+    _replug(ctx, entry, net)
     return entry_of(ctx, store.get(NETWORK, uuid))
+
+
+def _replug(ctx: Context, entry: NetworkEntry, net: Network) -> None:
+    """Running domains on the network keep their taps across a destroy and start (libvirt lets a
+    network with domains on it be destroyed): put them on the new bridge. The network is up
+    whatever happens here; a tap that could not be replugged is noted in the event log."""
+    if not net.bridge_name:
+        return
+    try:
+        failed = replug_taps(ctx, entry.name, net.bridge_name)
+    except VmkitError as e:
+        failed = [("*", str(e))]
+    for tap, problem in failed:
+        ctx.store.log_event(NETWORK, entry.uuid, entry.name, "replug-failed", f"{tap}: {problem}")
 
 
 def destroy(ctx: Context, key: str) -> NetworkEntry:

@@ -5,6 +5,10 @@ gets a bare tap and, when `<script path>` is set, that script is run with the ta
 seed's qemu-ifup habit); user needs nothing. Tap names come from `<target dev>` or are made from
 the domain id (`vk<id>n<index>`), are recorded before any tap exists, and are deleted on stop,
 on a failed start and by reconcile after a crash.
+
+When a network is started again (net-destroy + net-start, or net-start --force after its bridge
+vanished), the taps of running domains on it have lost their bridge: `replug_taps` enslaves them
+to the new one and sets them up, as libvirt does.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vmkit.engine.context import Context
-from vmkit.errors import Conflict, InvalidConfig, NotFound, VmkitError
+from vmkit.errors import Conflict, InvalidConfig, NetlinkFailed, NotFound, VmkitError
 from vmkit.model.devices import Interface, InterfaceType
 from vmkit.model.domain import Domain
 
@@ -126,3 +130,54 @@ def delete_taps(names: Iterable[str]) -> None:
             delete_tap(name)
         except VmkitError:
             continue
+
+
+def network_taps(ctx: Context, network: str) -> list[str]:
+    """The vmkit-made taps (extras["taps"]) of running domains' NICs of type network on
+    `network`, read from the XML each domain runs with."""
+    from vmkit.engine.runtime import is_active
+    from vmkit.xml.domain import parse_domain
+
+    found: list[str] = []
+    for entry in ctx.store.domains():
+        rt = entry.runtime
+        if rt is None or not is_active(entry) or not rt.live_xml:
+            continue
+        made = {str(t) for t in rt.extras.get("taps") or []}
+        try:
+            dom = parse_domain(rt.live_xml)
+        except VmkitError:
+            continue
+        names = tap_names(dom, rt.domain_id)
+        for i, nic in enumerate(dom.devices.interfaces):
+            tap = names.get(i)
+            if nic.type != InterfaceType.NETWORK or nic.source_network != network:
+                continue
+            if tap is not None and tap in made:
+                found.append(tap)
+    return found
+
+
+def replug_taps(ctx: Context, network: str, bridge: str) -> list[tuple[str, str]]:
+    """Put the taps of running domains on `network` on its (new) `bridge` and set them up; a tap
+    that is gone is skipped. Returns (tap, problem) for each tap that could not be replugged."""
+    taps = network_taps(ctx, network)
+    if not taps:
+        return []
+    from vmkit.net.links import Links, is_missing
+
+    failed: list[tuple[str, str]] = []
+    with Links() as links:
+        for tap in taps:
+            try:
+                links.set_master(tap, bridge)
+                links.set_up(tap)
+            except NotFound as e:
+                if e.name != tap:
+                    failed.append((tap, str(e)))
+            except NetlinkFailed as e:
+                if not is_missing(e):
+                    failed.append((tap, str(e)))
+            except VmkitError as e:
+                failed.append((tap, str(e)))
+    return failed

@@ -3,6 +3,8 @@
 `Links` is the one adapter to netlink (`IPRoute`, or `IPRoute(netns=NAME)` without creating a
 missing namespace). Every name is checked before it reaches the kernel; a NetlinkError becomes
 NetlinkFailed(op, errno). `Link`, `Route` and `HostView` are plain data the planners read.
+pyroute2 is imported when a `Links` is opened, not with this module (it takes 0.15-0.4 s), so
+that commands that never talk netlink do not pay for it.
 Must not: decide what to create (that is net.realise), run subprocesses.
 """
 
@@ -15,9 +17,6 @@ from functools import partial
 from ipaddress import ip_address, ip_interface, ip_network
 from types import TracebackType
 from typing import Any, TypeVar
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from vmkit.errors import NetlinkFailed, NotFound
 from vmkit.model.network import IPAddress, IPInterface, IPNetwork, check_ifname, check_mac
@@ -86,6 +85,8 @@ class Links:
         self.netns = netns
         if netns is not None and not netns_exists(netns):  # before pyroute2, which would leak
             raise NotFound("netns", netns, f"namespace not found: no namespace named '{netns}'")
+        from pyroute2 import IPRoute  # lazy: see the module docstring
+
         try:
             self._ipr: Any = IPRoute(netns=netns, flags=0) if netns else IPRoute()
         except FileNotFoundError as e:
@@ -106,6 +107,8 @@ class Links:
         self.close()
 
     def _call(self, op: str, fn: Callable[[], _T]) -> _T:
+        from pyroute2.netlink.exceptions import NetlinkError  # loaded already by __init__
+
         try:
             return fn()
         except NetlinkError as e:

@@ -304,6 +304,3 @@ def test_attach_device_dispatches_by_element(ctx: Context, img: Path) -> None:
     assert targets(xmls(ctx)[0]) == []
     with pytest.raises(InvalidConfig, match="<hostdev> is not a device vmkit can attach"):
         hotplug.attach_device(ctx, "vm", "<hostdev/>", "h.xml", Flags())
-    nic = "<interface type='user'/>"
-    with pytest.raises(InvalidConfig, match="<interface> is not supported yet"):
-        hotplug.attach_device(ctx, "vm", nic, "n.xml", Flags())
