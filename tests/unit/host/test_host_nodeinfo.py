@@ -9,7 +9,7 @@ from hostdata import roots_of
 
 from vmkit.host.nodeinfo import NodeInfo, format_nodeinfo, format_version, read_nodeinfo
 
-REFERENCE = Path("/work/shared/reference/virsh")
+REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "virsh"
 
 
 def _virsh_output(name: str) -> str:
