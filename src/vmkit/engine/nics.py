@@ -52,9 +52,11 @@ def tap_names(dom: Domain, domain_id: int) -> dict[int, str]:
 
 def plan_taps(ctx: Context, dom: Domain, names: dict[int, str]) -> list[TapPlan]:
     """Resolve networks and bridges (starting 'default' on first use); no host change yet."""
+    plans: list[TapPlan] = []
+    if not names:
+        return plans
     from vmkit.net.links import Links
 
-    plans: list[TapPlan] = []
     with Links() as links:
         existing = {link.name for link in links.links()}
     for i, name in sorted(names.items()):
