@@ -177,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = (args.out or default_out()).absolute()
     out.mkdir(parents=True, exist_ok=True)
+    if args.out is None:  # ./results/ must never end up in a commit
+        ignore = out.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
     started = datetime.now(UTC).isoformat(timespec="seconds")
     info = RunInfo(mode, {g: list(c) for g, c in plan.counts.items()}, started, host_facts())
     results = {row.key: RowResult(row) for row in ALL_ROWS}

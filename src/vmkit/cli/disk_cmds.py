@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from vmkit.cli.output import emit, emit_json, fields, table
+from vmkit.cli.scope_flags import add_scope_flags, scope_flags
 from vmkit.engine.context import Context
 from vmkit.errors import InvalidConfig
-
-if TYPE_CHECKING:
-    from vmkit.engine.hotplug import Flags
 
 _CACHE_MODES = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
 _HUMAN_STATS = {
@@ -49,18 +46,18 @@ def _attach_disk_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sourcetype", choices=["file", "block"], help="type of source")
     p.add_argument("--serial", help="serial of disk device")
     p.add_argument("--print-xml", action="store_true", help="print XML document rather than attach")
-    _scope_flags(p)
+    add_scope_flags(p)
 
 
 def _detach_disk_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="target of disk device (or its source path)")
-    _scope_flags(p)
+    add_scope_flags(p)
     _timeout_flag(p)
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="XML file of the device ('-' for stdin)")
-    _scope_flags(p)
+    add_scope_flags(p)
 
 
 def _detach_device_args(p: argparse.ArgumentParser) -> None:
@@ -96,13 +93,6 @@ def _domblkstat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--human", action="store_true", help="print a more human readable output")
 
 
-def _scope_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--persistent", action="store_true", help="make live change persistent")
-    p.add_argument("--config", action="store_true", help="affect next boot")
-    p.add_argument("--live", action="store_true", help="affect running domain")
-    p.add_argument("--current", action="store_true", help="affect current domain")
-
-
 def _timeout_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout",
@@ -127,17 +117,6 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 def run(name: str, args: argparse.Namespace) -> int:
     with Context.open() as ctx:
         return _HANDLERS[name](ctx, args)
-
-
-def _flags(args: argparse.Namespace) -> Flags:
-    from vmkit.engine.hotplug import Flags
-
-    return Flags(
-        live=args.live,
-        config=args.config,
-        persistent=getattr(args, "persistent", False),
-        current=args.current,
-    )
 
 
 def _done(args: argparse.Namespace, message: str, **facts: object) -> int:
@@ -165,14 +144,14 @@ def _attach_disk(ctx: Context, args: argparse.Namespace) -> int:
         xml = disks.disk_xml(spec)
         emit_json({"xml": xml}) if args.json else emit(xml + "\n")
         return 0
-    disks.attach_disk(ctx, args.domain, disks.disk_from_args(spec), _flags(args))
+    disks.attach_disk(ctx, args.domain, disks.disk_from_args(spec), scope_flags(args))
     return _done(args, "Disk attached successfully", target=args.target, attached=True)
 
 
 def _detach_disk(ctx: Context, args: argparse.Namespace) -> int:
     from vmkit.engine import disks
 
-    disk = disks.detach_disk(ctx, args.domain, args.target, _flags(args), timeout=args.timeout)
+    disk = disks.detach_disk(ctx, args.domain, args.target, scope_flags(args), timeout=args.timeout)
     return _done(args, "Disk detached successfully", target=disk.target_dev, detached=True)
 
 
@@ -182,7 +161,7 @@ def _attach_device(ctx: Context, args: argparse.Namespace) -> int:
     from vmkit.xml.device import device_tag
 
     data, source = read_xml_arg(args.file)
-    dev = hotplug.attach_device(ctx, args.domain, data, source, _flags(args))
+    dev = hotplug.attach_device(ctx, args.domain, data, source, scope_flags(args))
     return _done(args, "Device attached successfully", device=device_tag(dev), attached=True)
 
 
@@ -192,7 +171,7 @@ def _detach_device(ctx: Context, args: argparse.Namespace) -> int:
     from vmkit.xml.device import device_tag
 
     data, source = read_xml_arg(args.file)
-    flags = _flags(args)
+    flags = scope_flags(args)
     dev = hotplug.detach_device(ctx, args.domain, data, source, flags, timeout=args.timeout)
     return _done(args, "Device detached successfully", device=device_tag(dev), detached=True)
 
@@ -211,7 +190,7 @@ def _change_media(ctx: Context, args: argparse.Namespace) -> int:
         raise InvalidConfig(f"--eject takes no source (got '{source}')")
     action = MediaAction(chosen[0]) if chosen else MediaAction.UPDATE
     change_media(
-        ctx, args.domain, args.path, action, source or None, _flags(args), force=args.force
+        ctx, args.domain, args.path, action, source or None, scope_flags(args), force=args.force
     )
     message = {
         MediaAction.EJECT: "Successfully ejected media.",

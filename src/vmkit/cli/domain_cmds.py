@@ -7,7 +7,6 @@ Text output follows virsh's layouts; `--json` prints the same facts as JSON.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +15,7 @@ from vmkit.cli.output import emit, emit_json, fields, table
 from vmkit.engine import domains
 from vmkit.engine.context import Context
 from vmkit.engine.runtime import is_active
-from vmkit.errors import InvalidConfig, VmkitError
+from vmkit.errors import InvalidConfig
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -219,18 +218,10 @@ def _dumpxml(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _edit(ctx: Context, args: argparse.Namespace) -> int:
-    import subprocess
-    import tempfile
+    from vmkit.cli.editing import edit_in_editor
 
     entry = domains.lookup(ctx, args.domain)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.TemporaryDirectory(prefix="vmkit-edit-") as tmp:
-        path = Path(tmp) / f"{entry.name}.xml"
-        path.write_text(entry.definition.xml)
-        rc = subprocess.call([editor, str(path)])  # noqa: S603 - the user's own editor
-        if rc != 0:
-            raise VmkitError(f"editor '{editor}' exited with code {rc}; nothing changed")
-        new_xml = path.read_text()
+    new_xml = edit_in_editor(entry.name, entry.definition.xml, prefix="vmkit-edit-")
     result = domains.edit_xml(ctx, entry.uuid, new_xml)
     if result is None:
         msg = f"Domain '{entry.name}' XML configuration not changed.\n\n"

@@ -7,6 +7,7 @@ import argparse
 from dataclasses import asdict
 
 from vmkit.cli.output import emit, emit_json, table
+from vmkit.cli.scope_flags import add_scope_flags, scope_flags
 from vmkit.engine import ifaces
 from vmkit.engine.context import Context
 from vmkit.errors import InvalidConfig
@@ -103,10 +104,7 @@ def _hotplug_arguments(name: str, p: argparse.ArgumentParser) -> None:
             default=30.0,
             help="seconds to wait for the guest to release the device (default 30)",
         )
-    p.add_argument("--persistent", action="store_true", help="make live change persistent")
-    p.add_argument("--config", action="store_true", help="affect next boot")
-    p.add_argument("--live", action="store_true", help="affect running domain")
-    p.add_argument("--current", action="store_true", help="affect current domain")
+    add_scope_flags(p)
 
 
 def _one_of(args: argparse.Namespace, name: str) -> str | None:
@@ -119,13 +117,11 @@ def _one_of(args: argparse.Namespace, name: str) -> str | None:
 
 def _run_hotplug(name: str, args: argparse.Namespace) -> int:
     from vmkit.engine import iface_hotplug as hp
-    from vmkit.engine.hotplug import Flags
 
     kind = _one_of(args, "type")
     if not kind:
         raise InvalidConfig(f"command '{name}' requires <type> option")
-    flags = Flags(live=args.live, config=args.config, persistent=args.persistent,
-                  current=args.current)  # fmt: skip
+    flags = scope_flags(args)
     if name == "detach-interface":
         select = hp.by_type_and_mac(hp.interface_type(kind), args.mac)
         with Context.open() as ctx:

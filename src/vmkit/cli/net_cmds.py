@@ -11,19 +11,16 @@ net-info; `net-start --force` repairs it.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
+from vmkit.cli.editing import edit_in_editor
 from vmkit.cli.output import emit, emit_json, fields, table
 from vmkit.engine.context import Context
-from vmkit.errors import InvalidConfig, VmkitError
+from vmkit.errors import InvalidConfig
 
 Handler = Callable[[Context, argparse.Namespace], int]
 
@@ -213,14 +210,7 @@ def _edit(ctx: Context, args: argparse.Namespace) -> int:
     from vmkit.engine import networks
 
     entry = networks.lookup(ctx, args.network)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.TemporaryDirectory(prefix="vmkit-net-edit-") as tmp:
-        path = Path(tmp) / f"{entry.name}.xml"
-        path.write_text(entry.definition.xml)
-        rc = subprocess.call([editor, str(path)])  # noqa: S603 - the user's own editor
-        if rc != 0:
-            raise VmkitError(f"editor '{editor}' exited with code {rc}; nothing changed")
-        new_xml = path.read_text()
+    new_xml = edit_in_editor(entry.name, entry.definition.xml, prefix="vmkit-net-edit-")
     result = networks.edit_xml(ctx, entry.uuid, new_xml)
     changed = result is not None
     text = f"Network {entry.name} XML configuration {'edited' if changed else 'not changed'}."

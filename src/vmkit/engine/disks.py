@@ -252,10 +252,6 @@ def _find_disk(dom: Domain, name: str, scope: str) -> Disk:
     )
 
 
-def _scope_name(edit: Edit, dom: Domain) -> str:
-    return "live" if dom is edit.live else "persistent"
-
-
 # attach, detach ------------------------------------------------------------------------------
 
 
@@ -278,7 +274,7 @@ def attach_disk(ctx: Context, key: str, disk: Disk, flags: Flags) -> None:
                     "disk",
                     disk.target_dev,
                     f"target '{disk.target_dev}' already exists in the "
-                    f"{_scope_name(edit, dom)} configuration of domain '{edit.name}'",
+                    f"{edit.scope_name(dom)} configuration of domain '{edit.name}'",
                 )
             dom.devices.disks.append(copy.deepcopy(disk))
             validate_domain(dom)
@@ -320,7 +316,7 @@ def detach_disk(
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
         edit = begin_edit(lookup(ctx, uuid), flags)
-        found = [(dom, _find_disk(dom, name, _scope_name(edit, dom))) for dom in edit.targets()]
+        found = [(dom, _find_disk(dom, name, edit.scope_name(dom))) for dom in edit.targets()]
         disk = found[0][1]
         what = f"disk '{disk.target_dev}' of domain '{edit.name}'"
         problems: list[str] = []
@@ -380,7 +376,7 @@ def _change_media(
         source = None
     elif action is MediaAction.INSERT and not source:
         raise InvalidConfig(f"no source given to insert into '{name}' of domain '{edit.name}'")
-    drives = [_find_disk(dom, name, _scope_name(edit, dom)) for dom in edit.targets()]
+    drives = [_find_disk(dom, name, edit.scope_name(dom)) for dom in edit.targets()]
     for drive in drives:
         _check_media(drive, action, edit.name)
     what = f"drive '{drives[0].target_dev}' of domain '{edit.name}'"

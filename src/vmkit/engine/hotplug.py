@@ -106,6 +106,10 @@ class Edit:
         """The domains to change, live first."""
         return [d for d in (self.live, self.config) if d is not None]
 
+    def scope_name(self, dom: Domain) -> str:
+        """Which configuration `dom` (one of `targets()`) is, as messages name it."""
+        return "live" if dom is self.live else "persistent"
+
 
 def begin_edit(entry: DomainEntry, flags: Flags) -> Edit:
     """Resolve the scope and parse what it covers. Caller holds the domain's lock."""

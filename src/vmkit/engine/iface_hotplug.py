@@ -156,16 +156,12 @@ def _assign_mac(ctx: Context, edit: Edit, nic: Interface) -> None:
                 "interface",
                 mac,
                 f"MAC address {mac} is already used by an interface in the "
-                f"{_scope_name(edit, dom)} configuration of domain '{edit.name}'",
+                f"{edit.scope_name(dom)} configuration of domain '{edit.name}'",
             )
     if mac in others:
         raise Conflict(
             "interface", mac, f"MAC address {mac} is already used by domain '{others[mac]}'"
         )
-
-
-def _scope_name(edit: Edit, dom: Domain) -> str:
-    return "live" if dom is edit.live else "persistent"
 
 
 # ids of a running domain's NICs ---------------------------------------------------------------
@@ -474,7 +470,7 @@ def detach_interface(
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
         edit = begin_edit(lookup(ctx, uuid), flags)
-        found = [(dom, select(dom, _scope_name(edit, dom))) for dom in edit.targets()]
+        found = [(dom, select(dom, edit.scope_name(dom))) for dom in edit.targets()]
         nic = found[0][1]
         what = f"interface '{nic.mac_address}' of domain '{edit.name}'"
         problem = None

@@ -23,6 +23,7 @@ from vmkit.storage.qemuimg import ProgressCallback, QemuImg
 from vmkit.storage.volumes import (
     check_not_in_use,
     describe_volume,
+    format_options,
     open_volume,
     qemu_format,
 )
@@ -147,16 +148,6 @@ def zero_data(fd: int) -> int:
 
 
 def _reformat(pool: Pool, vol: Volume, fmt: str, qemu_img: QemuImg) -> None:
-    opts: dict[str, str] = {}
-    if fmt == "qcow2":
-        if vol.target_compat:
-            opts["compat"] = vol.target_compat
-        if vol.target_cluster_size:
-            opts["cluster_size"] = str(vol.target_cluster_size)
-        if vol.target_features_lazy_refcounts:
-            opts["lazy_refcounts"] = "on"
-        if vol.target_features_extended_l2:
-            opts["extended_l2"] = "on"
     bs = vol.backing_store
     qemu_img.create(
         volume_path(pool, vol.name),
@@ -164,7 +155,7 @@ def _reformat(pool: Pool, vol: Volume, fmt: str, qemu_img: QemuImg) -> None:
         vol.capacity,
         backing=bs.path if bs else None,
         backing_format=qemu_format(bs.format) if bs and bs.format else None,
-        options=opts,
+        options=format_options(fmt, vol),
     )
 
 

@@ -244,7 +244,9 @@ def _check_backing(vol: Volume, qemu_img: QemuImg) -> str | None:
     return bs.format or libvirt_format(info.format)
 
 
-def _create_options(fmt: str, vol: Volume, prealloc_metadata: bool) -> dict[str, str]:
+def format_options(fmt: str, vol: Volume) -> dict[str, str]:
+    """qemu-img create's `-o` options for the volume's image format (qcow2's compat, cluster
+    size and features; none for other formats)."""
     opts: dict[str, str] = {}
     if fmt == "qcow2":
         if vol.target_compat:
@@ -255,6 +257,11 @@ def _create_options(fmt: str, vol: Volume, prealloc_metadata: bool) -> dict[str,
             opts["lazy_refcounts"] = "on"
         if vol.target_features_extended_l2:
             opts["extended_l2"] = "on"
+    return opts
+
+
+def _create_options(fmt: str, vol: Volume, prealloc_metadata: bool) -> dict[str, str]:
+    opts = format_options(fmt, vol)
     if prealloc_metadata:
         opts["preallocation"] = "metadata"
     if vol.target_nocow:

@@ -51,13 +51,13 @@ from vmkit.model.network import (
     parse_ip,
     validate_network,
 )
+from vmkit.xml.xmlutil import parse_root, prefixed_name, prefixed_tag, source_line
 
 _T = TypeVar("_T")
 _NSMAP = {"vmkit": NS_VMKIT}
 _NS_DNSMASQ = "http://libvirt.org/schemas/network/dnsmasq/1.0"
 _UUID_RE = re.compile(r"^([0-9a-fA-F]{32}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$")
 _UINT_RE = re.compile(r"^[0-9]{1,10}$")
-_POSITION_RE = re.compile(r"( line \d+)?, line \d+, column \d+$")
 
 _UNSUPPORTED_MODES = ("passthrough", "private", "vepa", "hostdev")
 _UNSUPPORTED_ATTRS = {
@@ -86,15 +86,14 @@ class _El:
         self.el = el
         self.xpath = xpath
         self.strict = strict
-        line = el.sourceline
-        self.line = line if isinstance(line, int) and line > 0 else None
+        self.line = source_line(el)
         self._attrs: set[str] = set()
         self._children: set[int] = set()
         self._text_used = False
 
     @property
     def tag(self) -> str:
-        return _shown_tag(self.el)
+        return prefixed_tag(self.el)
 
     def fail(self, message: str, attr: str | None = None, value: object = None) -> InvalidConfig:
         xpath = f"{self.xpath}/@{attr}" if attr else self.xpath
@@ -158,7 +157,7 @@ class _El:
             return
         for name in self.el.attrib:
             if name not in self._attrs:
-                shown = _shown_name(self.el, str(name))
+                shown = prefixed_name(self.el, str(name))
                 known = shown in _UNSUPPORTED_ATTRS.get(str(self.el.tag), set())
                 what = "is not supported by vmkit" if known else "is unknown"
                 raise self.fail(f"attribute '{shown}' on element <{self.tag}> {what}", shown)
@@ -171,7 +170,7 @@ class _El:
             raise self.fail(f"unexpected text '{stray[0]}' in <{self.tag}>")
 
     def _refuse(self, child: etree._Element) -> InvalidConfig:
-        tag = _shown_tag(child)
+        tag = prefixed_tag(child)
         line = child.sourceline if isinstance(child.sourceline, int) else None
         local = etree.QName(child).localname
         unsupported = (
@@ -188,21 +187,6 @@ class _El:
 def _xpath_tag(tag: str) -> str:
     """A tag as the XPaths in errors spell it (the vmkit namespace as `vmkit:`)."""
     return tag.replace(f"{{{NS_VMKIT}}}", "vmkit:")
-
-
-def _shown_tag(el: etree._Element) -> str:
-    return _shown_name(el, str(el.tag))
-
-
-def _shown_name(el: etree._Element, name: str) -> str:
-    """`{uri}local` as `prefix:local` when the document gave a prefix."""
-    if not name.startswith("{"):
-        return name
-    uri, local = name[1:].split("}", 1)
-    for prefix, ns in el.nsmap.items():
-        if ns == uri and prefix:
-            return f"{prefix}:{local}"
-    return name
 
 
 def _uint(text: str) -> int:
@@ -273,17 +257,10 @@ def parse_network(text: str | bytes, *, strict: bool = True) -> Network:
 
 
 def _load(text: str | bytes) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    data = text.encode() if isinstance(text, str) else text
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as e:
-        message = _POSITION_RE.sub("", str(e.msg))
-        line = e.lineno if isinstance(e.lineno, int) else None
-        raise InvalidConfig(f"malformed XML: {message}", line=line) from e
+    root = parse_root(text, drop_tag_line=True)
     if root.tag != "network":
         raise InvalidConfig(
-            f"expected a <network> element, found <{_shown_tag(root)}>",
+            f"expected a <network> element, found <{prefixed_tag(root)}>",
             xpath="/",
             line=root.sourceline if isinstance(root.sourceline, int) else None,
         )

@@ -34,12 +34,12 @@ from vmkit.model.storage import (
     validate_pool,
     validate_volume,
 )
+from vmkit.xml.xmlutil import parse_root, prefixed_name, prefixed_tag, source_line
 
 _T = TypeVar("_T")
 _TIMESTAMP_RE = re.compile(r"^[0-9]+(\.[0-9]{0,9})?$")
 _OCTAL_RE = re.compile(r"^[0-7]+$")
 _INT_RE = re.compile(r"^-?[0-9]+$")
-_POSITION_RE = re.compile(r", line \d+, column \d+$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ class _El:
         self.el = el
         self.xpath = xpath
         self.doc = doc
-        self.line = _line(el)
+        self.line = source_line(el)
         self._used_attrs: set[str] = set()
         self._used_children: set[int] = set()
         if self.line is not None:
@@ -69,7 +69,7 @@ class _El:
 
     @property
     def tag(self) -> str:
-        return _name(self.el)
+        return prefixed_tag(self.el)
 
     def fail(self, message: str, *, suffix: str = "", value: object = None) -> InvalidConfig:
         return InvalidConfig(message, xpath=self.xpath + suffix, line=self.line, value=value)
@@ -101,7 +101,7 @@ class _El:
     def children(self, tag: str) -> list[_El]:
         found = []
         for i, child in self._elements():
-            if _name(child) == tag:
+            if prefixed_tag(child) == tag:
                 self._used_children.add(i)
                 found.append(child)
         if len(found) == 1:
@@ -138,17 +138,17 @@ class _El:
             return
         for name in self.el.attrib:
             if name not in self._used_attrs:
-                shown = _qname(self.el, str(name))
+                shown = prefixed_name(self.el, str(name))
                 raise self.fail(
                     f"unknown attribute '{shown}' on element <{self.tag}>", suffix=f"/@{shown}"
                 )
         for i, child in self._elements():
             if i not in self._used_children:
-                tag = _name(child)
+                tag = prefixed_tag(child)
                 raise InvalidConfig(
                     f"unknown element <{tag}> in <{self.tag}>",
                     xpath=f"{self.xpath}/{tag}",
-                    line=_line(child),
+                    line=source_line(child),
                 )
         has_children = any(True for _ in self._elements())
         stray = [t for t in [self.el.text, *(c.tail for c in self.el)] if t and t.strip()]
@@ -156,42 +156,29 @@ class _El:
             raise self.fail(f"unexpected text '{stray[0].strip()}' in <{self.tag}>")
 
 
-def _line(el: etree._Element) -> int | None:
-    line = el.sourceline
-    return line if isinstance(line, int) and line > 0 else None
-
-
-def _name(el: etree._Element) -> str:
-    return _qname(el, str(el.tag))
-
-
-def _qname(el: etree._Element, name: str) -> str:
-    """`{uri}local` as `prefix:local` when the document gave a prefix."""
-    if not name.startswith("{"):
-        return name
-    uri, local = name[1:].split("}", 1)
-    for prefix, ns in el.nsmap.items():
-        if ns == uri and prefix:
-            return f"{prefix}:{local}"
-    return name
-
-
 def _load(text: str | bytes, root_tag: str, strict: bool) -> tuple[_El, _Doc]:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    data = text.encode() if isinstance(text, str) else text
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as e:
-        message = _POSITION_RE.sub("", str(e.msg))
-        line = e.lineno if isinstance(e.lineno, int) else None
-        raise InvalidConfig(f"malformed XML: {message}", line=line) from e
     doc = _Doc(strict)
-    top = _El(root, f"/{root_tag}", doc)
+    top = _El(parse_root(text), f"/{root_tag}", doc)
     if top.tag != root_tag:
         raise InvalidConfig(
             f"expected a <{root_tag}> element, found <{top.tag}>", xpath="/", line=top.line
         )
     return top, doc
+
+
+def _parse(
+    text: str | bytes,
+    root_tag: str,
+    strict: bool,
+    read: Callable[[_El], _T],
+    validate: Callable[[_T], _T],
+) -> _T:
+    """Read the document with `read` and check it with `validate`; errors get their line."""
+    top, doc = _load(text, root_tag, strict)
+    try:
+        return validate(read(top))
+    except InvalidConfig as e:
+        raise _locate(e, doc) from None
 
 
 def _locate(err: InvalidConfig, doc: _Doc) -> InvalidConfig:
@@ -260,12 +247,7 @@ def _format(parent: _El) -> str | None:
 
 def parse_pool(text: str | bytes, *, strict: bool = True) -> Pool:
     """A storage pool from libvirt XML; unknown elements/attributes are errors when strict."""
-    top, doc = _load(text, "pool", strict)
-    try:
-        pool = _read_pool(top)
-        return validate_pool(pool)
-    except InvalidConfig as e:
-        raise _locate(e, doc) from None
+    return _parse(text, "pool", strict, _read_pool, validate_pool)
 
 
 def _read_pool(top: _El) -> Pool:
@@ -361,12 +343,7 @@ def render_pool(pool: Pool) -> str:
 
 def parse_volume(text: str | bytes, *, strict: bool = True) -> Volume:
     """A storage volume from libvirt XML; unknown elements/attributes are errors when strict."""
-    top, doc = _load(text, "volume", strict)
-    try:
-        vol = _read_volume(top)
-        return validate_volume(vol)
-    except InvalidConfig as e:
-        raise _locate(e, doc) from None
+    return _parse(text, "volume", strict, _read_volume, validate_volume)
 
 
 def _read_volume(top: _El) -> Volume:

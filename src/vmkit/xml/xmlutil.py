@@ -25,6 +25,7 @@ E = TypeVar("E", bound=StrEnum)
 
 _WHITESPACE = " \t\r\n"
 _POSITION_RE = re.compile(r", line \d+, column \d+$")
+_TAG_POSITION_RE = re.compile(r"( line \d+)?, line \d+, column \d+$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -55,6 +56,21 @@ def parse_xml(text: str | bytes, *, source: str = "<string>") -> etree._ElementT
     return tree
 
 
+def parse_root(text: str | bytes, *, drop_tag_line: bool = False) -> etree._Element:
+    """The root element, for readers with their own element class (network.py, storage.py); a
+    syntax error is `malformed XML: ...` with its line. libxml2's `, line N, column M` ending is
+    dropped, and with drop_tag_line a ` line N` before it too (`... in tag network line 1`)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    data = text.encode() if isinstance(text, str) else text
+    try:
+        return etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as e:
+        position = _TAG_POSITION_RE if drop_tag_line else _POSITION_RE
+        message = position.sub("", str(e.msg))
+        line = e.lineno if isinstance(e.lineno, int) else None
+        raise InvalidConfig(f"malformed XML: {message}", line=line) from e
+
+
 def parse_fragment(text: str) -> etree._Element:
     """Parse one serialized element (a preserved part) with the same safe parser."""
     try:
@@ -66,6 +82,28 @@ def parse_fragment(text: str) -> etree._Element:
 def line_of(el: etree._Element) -> int | None:
     """The element's line in its document (lxml's stubs do not type it)."""
     return cast("int | None", el.sourceline)
+
+
+def source_line(el: etree._Element) -> int | None:
+    """The element's line in its document, None where lxml knows none."""
+    line = el.sourceline
+    return line if isinstance(line, int) and line > 0 else None
+
+
+def prefixed_name(el: etree._Element, name: str) -> str:
+    """`{uri}local` as `prefix:local` when the document gave `el` a prefix for uri."""
+    if not name.startswith("{"):
+        return name
+    uri, local = name[1:].split("}", 1)
+    for prefix, ns in el.nsmap.items():
+        if ns == uri and prefix:
+            return f"{prefix}:{local}"
+    return name
+
+
+def prefixed_tag(el: etree._Element) -> str:
+    """The element's tag as `prefixed_name` shows it."""
+    return prefixed_name(el, str(el.tag))
 
 
 def local_name(el: etree._Element) -> str:
