@@ -12,6 +12,7 @@ namespaces:
     open           yes           yes          yes         yes                  yes    (no nft rules)
     host-only      yes           yes          yes         no                   no
     isolated       yes           no           no          no                   no     (no DHCP)
+    isolated+dhcp  yes           no           no          no                   no     (marker)
     bridge         yes           no           no          yes (LAN)            yes    (LAN)
 
 Upstream has a route to every guest subnet through the host and the host forwards IPv4 (a NAT
@@ -47,6 +48,7 @@ from vmnetlab import (
 )
 
 from vmkit.guest import GuestImage
+from vmkit.model.network import NS_VMKIT
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +132,14 @@ MODELS = [
         gateway=f"default via {HOST_UP} dev eth0 onlink",
     ),
     Model(
+        # <vmkit:isolated/>: the host serves DHCP/DNS on its bridge address and nothing else
+        "isolated-dhcp", "t-isd", "vkbr-isd",
+        _net("t-isd", "vkbr-isd", f"<metadata><vmkit:isolated xmlns:vmkit='{NS_VMKIT}'/>"
+             "</metadata>", _ip(6)),
+        "10.232.6.0/24", "vmkit", "10.232.6.1", UPSTREAM_UP, _matrix("guest->guest"),
+        dhcp_route="", gateway="default via 10.232.6.1",
+    ),
+    Model(
         # the host has no address on the LAN and upstream does not forward: host and guests do
         # not meet, exactly as for two machines on a LAN whose router does not route between
         "bridge", "t-br", LAN_BRIDGE,
@@ -142,7 +152,7 @@ MODELS = [
 ]  # fmt: skip
 BY_KEY = {m.key: m for m in MODELS}
 SHORT = {"nat": "nat", "route": "rt", "open": "open", "host-only": "ho", "isolated": "iso",
-         "bridge": "br"}  # fmt: skip
+         "isolated-dhcp": "isd", "bridge": "br"}  # fmt: skip
 
 
 @dataclass

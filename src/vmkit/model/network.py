@@ -7,7 +7,9 @@ the other defined networks (bridge names, subnets) and raises Conflict. The `add
 helpers are the pure half of `net-update` and `port-forward add|remove`.
 
 Port forwards are a vmkit extension kept in `<metadata>` under the vmkit namespace (`NS_VMKIT`), so
-that the XML still validates against libvirt's schema. This module does no I/O.
+that the XML still validates against libvirt's schema; so is `<vmkit:isolated/>`, which makes a
+network without <forward> isolated even though it has an <ip> (DHCP/DNS from the host, nothing
+else between guests and host). This module does no I/O.
 """
 
 from __future__ import annotations
@@ -236,6 +238,7 @@ class Network:
     dns: Dns | None = None  # ./dns
     ips: tuple[Ip, ...] = ()  # ./ip
     port_forwards: tuple[PortForward, ...] = ()  # ./metadata/vmkit:port-forward
+    isolated: bool = False  # ./metadata/vmkit:isolated (no forward: guests see only each other)
     metadata: tuple[str, ...] = ()  # ./metadata/* of other namespaces, serialized verbatim
 
     @property
@@ -318,6 +321,7 @@ def validate_network(net: Network) -> None:
     """Check a definition on its own; raise InvalidConfig naming the XPath and value."""
     check_network_name(net.name)
     _check_forward(net)
+    _check_isolated(net)
     _check_bridge(net)
     if net.mac is not None:
         check_mac(net.mac, "/network/mac/@address")
@@ -362,6 +366,15 @@ def _check_forward(net: Network) -> None:
             value=list(fwd.interfaces),
         )
     _check_nat(fwd)
+
+
+def _check_isolated(net: Network) -> None:
+    if net.isolated and net.forward is not None:
+        raise InvalidConfig(
+            f"<vmkit:isolated> is only allowed without <forward> (network '{net.name}' has "
+            f"forward mode '{net.mode}')",
+            xpath="/network/metadata/vmkit:isolated",
+        )
 
 
 def _check_nat(fwd: Forward) -> None:

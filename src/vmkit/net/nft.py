@@ -14,6 +14,9 @@ What the rules do, per mode (bridge BR, subnets S, optional uplink UP):
   forward; masquerade S to anything outside S (tcp/udp source ports 1024-65535, as libvirt).
 - route: S out [to UP] and S in [from UP], both ways.
 - no forward: nothing forwarded; without an address (isolated) the host drops input from BR too.
+- no forward with `<vmkit:isolated/>` (isolated with DHCP): the host takes only DHCP/DNS from BR
+  and sends only DHCP/DNS replies to BR (an `output` filter chain); everything else from BR, to
+  BR or forwarded through BR (but BR -> BR) is dropped.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class FirewallPlan:
     nat_addresses: AddressRange | None = None
     nat_ipv6: bool = False
     port_forwards: tuple[PortForward, ...] = ()
+    isolated: bool = False  # no forward, DHCP/DNS with the host and nothing else
 
 
 def table_name(network: str) -> str:
@@ -72,6 +76,7 @@ def plan_firewall(net: Network) -> FirewallPlan | None:
         nat_addresses=fwd.nat_addresses if fwd else None,
         nat_ipv6=bool(fwd and fwd.nat_ipv6),
         port_forwards=net.port_forwards,
+        isolated=net.isolated,
     )
 
 
@@ -92,9 +97,20 @@ def _input_rules(plan: FirewallPlan) -> list[str]:
     br = _q(plan.bridge)
     if not plan.subnets:  # isolated: the host has no address here and takes nothing in
         return [f"iifname {br} drop"]
-    return [
+    rules = [
         f"iifname {br} udp dport {{ 53, 67, 547 }} accept",
         f"iifname {br} tcp dport 53 accept",
+    ]
+    return rules + ([f"iifname {br} drop"] if plan.isolated else [])
+
+
+def _output_rules(plan: FirewallPlan) -> list[str]:
+    """Isolated with DHCP: only the DHCP/DNS replies of the host go out to BR."""
+    br = _q(plan.bridge)
+    return [
+        f"oifname {br} udp sport {{ 53, 67, 547 }} accept",
+        f"oifname {br} tcp sport 53 accept",
+        f"oifname {br} drop",
     ]
 
 
@@ -114,7 +130,8 @@ def _forward_rules(plan: FirewallPlan) -> list[str]:
         elif plan.mode is not None:  # routed (IPv6 in a NAT network is routed, as in libvirt)
             rules.append(f"iifname {br}{out} {fam} saddr {net} accept")
             rules.append(f"oifname {br}{inn} {fam} daddr {net} accept")
-    rules += [f"iifname {br} reject", f"oifname {br} reject"]
+    verdict = "drop" if plan.isolated else "reject"
+    rules += [f"iifname {br} {verdict}", f"oifname {br} {verdict}"]
     return rules
 
 
@@ -168,6 +185,14 @@ def render_ruleset(plan: FirewallPlan) -> str:
             _forward_rules(plan),
         ),
     ]
+    if plan.isolated:
+        chains.append(
+            _chain(
+                "output",
+                "type filter hook output priority filter; policy accept;",
+                _output_rules(plan),
+            )
+        )
     if plan.mode is ForwardMode.NAT:
         chains.append(
             _chain(

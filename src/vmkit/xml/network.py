@@ -7,8 +7,8 @@ vmkit never does, unless the caller passes strict=False). libvirt elements vmkit
 checked by `validate_network`; its errors get the line of the element their XPath names.
 
 `render_network` writes libvirt's element order with a two-space indent; the output validates
-against libvirt's network.rng (port forwards live in `<metadata>` under the vmkit namespace, and
-other applications' metadata is kept verbatim). parse(render(net)) == net.
+against libvirt's network.rng (port forwards and `<vmkit:isolated/>` live in `<metadata>` under the
+vmkit namespace, and other applications' metadata is kept verbatim). parse(render(net)) == net.
 
 This module does no I/O besides parsing the text it is given.
 """
@@ -301,7 +301,7 @@ def _read_network(top: _El) -> Network:
             raise uuid_el.fail(f"invalid uuid '{uuid_el.text()}'", value=uuid_el.text())
         uuid = uuid_mod.UUID(uuid_el.text())
         uuid_el.done()
-    port_forwards, metadata = _read_metadata(top.child("metadata"))
+    port_forwards, isolated, metadata = _read_metadata(top.child("metadata"))
     net = Network(
         name=name_el.text(),
         uuid=uuid,
@@ -313,6 +313,7 @@ def _read_network(top: _El) -> Network:
         dns=_read_dns(top.child("dns")),
         ips=tuple(_read_ip(el) for el in top.children("ip")),
         port_forwards=port_forwards,
+        isolated=isolated,
         metadata=metadata,
     )
     top.done()
@@ -496,15 +497,20 @@ def _read_lease(el: _El | None) -> Lease | None:
     return lease
 
 
-def _read_metadata(el: _El | None) -> tuple[tuple[PortForward, ...], tuple[str, ...]]:
+def _read_metadata(el: _El | None) -> tuple[tuple[PortForward, ...], bool, tuple[str, ...]]:
     if el is None:
-        return (), ()
+        return (), False, ()
     forwards = [_read_port_forward(pf) for pf in el.children(f"{{{NS_VMKIT}}}port-forward")]
+    isolated = el.children(f"{{{NS_VMKIT}}}isolated")
+    if len(isolated) > 1:
+        raise isolated[1].fail("element <vmkit:isolated> appears more than once in <metadata>")
+    for marker in isolated:
+        _El(marker.el, f"{el.xpath}/vmkit:isolated", el.strict).done()
     kept = []
     for i, child in el._elements():
         qname = etree.QName(child)
         if qname.namespace == NS_VMKIT:
-            if qname.localname != "port-forward" and el.strict:
+            if qname.localname not in ("port-forward", "isolated") and el.strict:
                 raise el._refuse(child)
             continue
         el._children.add(i)
@@ -518,7 +524,7 @@ def _read_metadata(el: _El | None) -> tuple[tuple[PortForward, ...], tuple[str, 
             continue
         kept.append(_serialize_foreign(child))
     el.done()
-    return tuple(forwards), tuple(kept)
+    return tuple(forwards), bool(isolated), tuple(kept)
 
 
 def _read_port_forward(el: _El) -> PortForward:
@@ -594,9 +600,11 @@ def render_network(net: Network) -> str:
 
 
 def _render_metadata(root: etree._Element, net: Network) -> None:
-    if not net.port_forwards and not net.metadata:
+    if not net.port_forwards and not net.metadata and not net.isolated:
         return
     meta = etree.SubElement(root, "metadata")
+    if net.isolated:
+        etree.SubElement(meta, f"{{{NS_VMKIT}}}isolated", nsmap=_NSMAP)
     for pf in net.port_forwards:
         el = etree.SubElement(meta, f"{{{NS_VMKIT}}}port-forward", nsmap=_NSMAP)
         for key, value in (

@@ -170,6 +170,40 @@ def test_isolated(lab: Lab, run_dir: Path) -> None:
     _finish(lab, run_dir, before, "g1", "g2")
 
 
+def test_isolated_with_dhcp(lab: Lab, run_dir: Path) -> None:
+    """<vmkit:isolated/>: a DHCP lease from the host's dnsmasq, and nothing else with the host."""
+    net = _net("t-isd", "vkbr-isd", f"<metadata><vmkit:isolated {NS}/></metadata>" + _dhcp_ip(10))
+    assert net.isolated
+    before = lab.snapshot(run_dir)
+    rt = lab.start(net, run_dir)
+    run(lab.host, "sysctl", "-qw", "net.ipv4.ip_forward=1")  # so that only nft stops it
+    lab.route_upstream_to("10.231.10.0/24")
+    g1, g2, a1, a2 = _two_guests(lab, "vkbr-isd", 10)
+    assert a1.network == a2.network == ip_interface("10.231.10.0/24").network
+    leases = {lease.mac for lease in read_leases(rt.dnsmasq_files.leases)}
+    assert leases == {"52:54:00:00:0a:10", "52:54:00:00:0a:20"}
+    assert run(g1, "ip", "route", "show", "default").stdout == ""  # no router offered
+    for guest in (g1, g2):  # a way out through the host anyway: only nft may stop it
+        run(guest, "ip", "route", "add", "default", "via", "10.231.10.1")
+    ip1, ip2 = str(a1.ip), str(a2.ip)
+    assert _matrix(lab, g1, g2, ip1, ip2, "10.231.10.1") == {
+        "guest->guest": True,
+        "guest->upstream": False,
+        "upstream->guest": False,
+        "guest->host": False,
+        "host->guest": False,
+    }
+    lab.serve(lab.host, 7000, "host")
+    lab.serve(g2, 7001, "g2")
+    lab.serve(g1, 7002, "g1")
+    assert tcp_get(g1, ip2, 7001) == f"g2 {ip1}"  # guest -> guest over TCP
+    assert tcp_get(g1, "10.231.10.1", 7000, timeout=1) is None  # guest -> host listener
+    assert tcp_get(lab.host, "10.231.10.1", 7000) == "host 10.231.10.1"  # it does listen
+    assert tcp_get(lab.host, ip1, 7002, timeout=1) is None  # host -> guest
+    run(lab.host, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+    _finish(lab, run_dir, before, "g1", "g2")
+
+
 def test_bridge_to_an_existing_bridge(lab: Lab, run_dir: Path, tmp_path: Path) -> None:
     """The LAN (upstream) is on the host bridge br-lan and serves DHCP itself."""
     with Links(lab.host) as links:

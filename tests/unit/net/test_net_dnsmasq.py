@@ -24,7 +24,7 @@ from vmkit.net.dnsmasq import (
     render_dnsmasq_conf,
 )
 
-CASES = ["nat", "nat-full", "route", "open", "hostonly", "nodns"]
+CASES = ["nat", "nat-full", "route", "open", "hostonly", "isolated-dhcp", "nodns"]
 
 
 def _files(name: str) -> DnsmasqFiles:

@@ -20,7 +20,7 @@ from vmkit.net.nft import (
     table_name,
 )
 
-WITH_RULES = ["nat", "nat-full", "route", "hostonly", "isolated", "nodns"]
+WITH_RULES = ["nat", "nat-full", "route", "hostonly", "isolated", "isolated-dhcp", "nodns"]
 
 
 @pytest.mark.parametrize("case", WITH_RULES)
@@ -53,9 +53,36 @@ def test_same_bridge_traffic_is_accepted_before_any_reject() -> None:
         plan = plan_firewall(load_case(case))
         assert plan is not None
         lines = [line.strip() for line in render_ruleset(plan).splitlines()]
+        forward = lines.index("chain forward {")
         accept = lines.index(f'iifname "{plan.bridge}" oifname "{plan.bridge}" accept')
-        first_reject = next(i for i, line in enumerate(lines) if line.endswith("reject"))
-        assert accept < first_reject
+        first_stop = next(
+            i for i, line in enumerate(lines) if i > forward and line.endswith(("reject", "drop"))
+        )
+        assert forward < accept < first_stop
+
+
+def test_isolated_with_dhcp_lets_only_dhcp_and_dns_between_guests_and_host() -> None:
+    plan = plan_firewall(load_case("isolated-dhcp"))
+    assert plan is not None and plan.isolated and plan.mode is None
+    chains: dict[str, list[str]] = {}
+    for block in render_ruleset(plan).split("chain ")[1:]:
+        name, _, body = block.partition(" {")
+        rules = (r.strip() for r in body.splitlines())
+        chains[name] = [r for r in rules if r.endswith(("accept", "drop", "reject"))]
+    br = '"vk-isd1"'
+    assert chains["input"][-1] == f"iifname {br} drop"
+    assert chains["output"] == [
+        f"oifname {br} udp sport {{ 53, 67, 547 }} accept",
+        f"oifname {br} tcp sport 53 accept",
+        f"oifname {br} drop",
+    ]
+    assert chains["forward"] == [
+        f"iifname {br} oifname {br} accept",
+        f"iifname {br} drop",
+        f"oifname {br} drop",
+    ]
+    hostonly = plan_firewall(load_case("hostonly"))
+    assert hostonly is not None and not hostonly.isolated  # without the marker: host-only
 
 
 def test_apply_replaces_the_table_in_one_transaction() -> None:

@@ -72,6 +72,18 @@ def test_libvirt_dumpxml_parses_and_round_trips(name: str) -> None:
     assert parse_network(rendered) == net
 
 
+def test_isolated_marker_round_trips_and_keeps_other_metadata() -> None:
+    net = parse_network((DATA / "xml" / "isolated-dhcp.xml").read_text())
+    assert net.isolated and net.mode is None and net.ips[0].dhcp is not None
+    both = dataclasses.replace(net, metadata=('<a:x xmlns:a="https://example.org/a"/>',))
+    rendered = render_network(both)
+    _assert_valid(rendered)
+    assert parse_network(rendered) == both
+    plain = dataclasses.replace(net, isolated=False)
+    assert "metadata" not in render_network(plain)  # host-only, as before
+    assert parse_network(render_network(plain)) == plain
+
+
 def test_nat_full_values() -> None:
     net = parse_network((DATA / "xml" / "nat-full.xml").read_text())
     assert net.mode is ForwardMode.NAT
@@ -371,6 +383,21 @@ BAD = [
         _xml(f"  <metadata><vmkit:hairpin {NS}/></metadata>"),
         "element <vmkit:hairpin> in <metadata> is unknown "
         "(line 3, /network/metadata/vmkit:hairpin)",
+    ),
+    (
+        _xml(f"  <forward mode='route'/>\n  <metadata><vmkit:isolated {NS}/></metadata>"),
+        "<vmkit:isolated> is only allowed without <forward> (network 'n' has forward mode "
+        "'route') (line 4, /network/metadata/vmkit:isolated)",
+    ),
+    (
+        _xml(f"  <metadata><vmkit:isolated {NS}/><vmkit:isolated {NS}/></metadata>"),
+        "element <vmkit:isolated> appears more than once in <metadata> "
+        "(line 3, /network/metadata/vmkit:isolated[2])",
+    ),
+    (
+        _xml(f"  <metadata><vmkit:isolated {NS} dhcp='yes'/></metadata>"),
+        "attribute 'dhcp' on element <vmkit:isolated> is unknown "
+        "(line 3, /network/metadata/vmkit:isolated/@dhcp)",
     ),
     (
         _xml("  <metadata><note/></metadata>"),
