@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
-from pathlib import Path
 
 from vmkit.cli.output import emit, emit_json, fields, table
 from vmkit.engine import domains
 from vmkit.engine.context import Context
-from vmkit.engine.runtime import is_active
+from vmkit.engine.states import is_active
 from vmkit.errors import InvalidConfig
+
+# `list` and `dominfo` must start fast: the model, typing, json and the QEMU process machinery are
+# imported only by the handlers that need them (tests/unit/cli/test_startup_imports.py).
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -83,6 +84,8 @@ def read_xml_arg(path: str) -> tuple[bytes, str]:
     """XML bytes of a file argument ('-' is stdin), with the name to use in messages."""
     if path == "-":
         return sys.stdin.buffer.read(), "<stdin>"
+    from pathlib import Path
+
     try:
         return Path(path).read_bytes(), path
     except OSError as exc:
@@ -138,7 +141,7 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
     rows = [r for r in domains.list_domains(ctx) if _wanted(r, args)]
     rows.sort(key=lambda r: (r.id is None, r.id or 0, r.name))
     if args.json:
-        emit_json([asdict(r) for r in rows])
+        emit_json([r.as_dict() for r in rows])
     elif args.name or args.uuid:
         emit("".join(f"{r.name if args.name else r.uuid}\n" for r in rows) + "\n")
     else:
@@ -154,7 +157,7 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
 def _dominfo(ctx: Context, args: argparse.Namespace) -> int:
     i = domains.dominfo(ctx, args.domain)
     if args.json:
-        emit_json(asdict(i))
+        emit_json(i.as_dict())
         return 0
     pairs: list[tuple[str, object]] = [
         ("Id", "-" if i.id is None else i.id),

@@ -5,13 +5,17 @@ Kept as plain data so that `vmkit COMMAND` imports just one command module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from vmkit.state.frozen import Frozen
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Frozen):
+    _fields = ("module", "help")
+    __slots__ = _fields
     module: str
     help: str
+
+    def __init__(self, module: str, help: str) -> None:
+        self._init(module, help)
 
 
 _DOM = "vmkit.cli.domain_cmds"

@@ -9,17 +9,19 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from vmkit.engine import states
-from vmkit.engine.context import Context
 from vmkit.engine.faults import fault_point
-from vmkit.engine.runtime import is_active, reconcile
+from vmkit.engine.states import is_active
 from vmkit.errors import Conflict, InvalidConfig, NotFound, WrongState
+from vmkit.state.frozen import Frozen
 from vmkit.state.records import DOMAIN, Definition, DomainEntry
 
+# Start-up cost (`vmkit list`, `dominfo`): typing, dataclasses, engine.runtime (subprocess, QEMU
+# process handling) and the model are imported only where needed.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from vmkit.engine.context import Context
     from vmkit.model.domain import Domain
 
 _MAC_RE = re.compile(r"<mac address=['\"]([0-9a-fA-F:]{17})['\"]")
@@ -35,6 +37,8 @@ def lookup(ctx: Context, key: str) -> DomainEntry:
     entry = locked_lookup(ctx, key)
     if not _needs_reconcile(entry):
         return entry
+    from vmkit.engine.runtime import reconcile
+
     with ctx.lock(DOMAIN, entry.uuid):
         try:
             fresh = reconcile(ctx, ctx.store.lookup_domain(entry.uuid))
@@ -137,10 +141,11 @@ def undefine(
         return gone
 
 
-@dataclass(frozen=True)
-class DomainRow:
+class DomainRow(Frozen):
     """One line of `list`."""
 
+    _fields = ("id", "name", "uuid", "state", "reason", "persistent", "autostart", "title")
+    __slots__ = _fields
     id: int | None
     name: str
     uuid: str
@@ -149,6 +154,19 @@ class DomainRow:
     persistent: bool
     autostart: bool
     title: str
+
+    def __init__(
+        self,
+        id: int | None,
+        name: str,
+        uuid: str,
+        state: str,
+        reason: str,
+        persistent: bool,
+        autostart: bool,
+        title: str,
+    ) -> None:
+        self._init(id, name, uuid, state, reason, persistent, autostart, title)
 
 
 def list_domains(ctx: Context) -> list[DomainRow]:
@@ -164,6 +182,8 @@ def _reconcile_quietly(ctx: Context, entry: DomainEntry) -> DomainEntry | None:
     """Reconcile without waiting: a domain whose lock is held is shown as recorded."""
     if not _needs_reconcile(entry):
         return entry
+    from vmkit.engine.runtime import reconcile
+
     try:
         with ctx.lock(DOMAIN, entry.uuid, timeout=0):
             return reconcile(ctx, ctx.store.lookup_domain(entry.uuid))
@@ -222,10 +242,24 @@ def _row(ctx: Context, entry: DomainEntry) -> DomainRow:
     )
 
 
-@dataclass(frozen=True)
-class DomainInfo:
+class DomainInfo(Frozen):
     """What `dominfo` prints."""
 
+    _fields = (
+        "id",
+        "name",
+        "uuid",
+        "os_type",
+        "state",
+        "cpus",
+        "cpu_time",
+        "max_memory_kib",
+        "used_memory_kib",
+        "persistent",
+        "autostart",
+        "managed_save",
+    )
+    __slots__ = _fields
     id: int | None
     name: str
     uuid: str
@@ -238,6 +272,36 @@ class DomainInfo:
     persistent: bool
     autostart: bool
     managed_save: bool
+
+    def __init__(
+        self,
+        id: int | None,
+        name: str,
+        uuid: str,
+        os_type: str,
+        state: str,
+        cpus: int,
+        cpu_time: float | None,
+        max_memory_kib: int,
+        used_memory_kib: int,
+        persistent: bool,
+        autostart: bool,
+        managed_save: bool,
+    ) -> None:
+        self._init(
+            id,
+            name,
+            uuid,
+            os_type,
+            state,
+            cpus,
+            cpu_time,
+            max_memory_kib,
+            used_memory_kib,
+            persistent,
+            autostart,
+            managed_save,
+        )
 
 
 def dominfo(ctx: Context, key: str) -> DomainInfo:

@@ -18,6 +18,7 @@ from vmkit.engine import states
 from vmkit.engine.context import Context, host_tsc_khz
 from vmkit.engine.faults import fault_point
 from vmkit.engine.runfiles import RunFiles
+from vmkit.engine.states import is_active as is_active
 from vmkit.errors import VmkitError
 from vmkit.qemu.process import QemuProcess, kill_process, process_state, wait_dead
 from vmkit.state.records import DOMAIN, Definition, DomainEntry, DomainRuntime
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
     from vmkit.model.domain import Domain
 
 ACTIVE_STATES = (states.DomainState.RUNNING, states.DomainState.PAUSED)
-
-
-def is_active(entry: DomainEntry) -> bool:
-    return entry.runtime is not None and entry.runtime.state != states.STARTING
 
 
 def qemu_of(rt: DomainRuntime) -> QemuProcess | None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vmkit.state.records import DomainEntry
+
 
 class DomainState(StrEnum):
     NOSTATE = "no state"
@@ -18,6 +22,13 @@ class DomainState(StrEnum):
 
 # Internal record states that are not libvirt's: a start or stop in progress.
 STARTING = "starting"
+
+
+def is_active(entry: DomainEntry) -> bool:
+    """The domain has a QEMU that finished starting (here, not in runtime.py: `vmkit list`
+    and `dominfo` need it without importing the QEMU process machinery)."""
+    return entry.runtime is not None and entry.runtime.state != STARTING
+
 
 # Reasons (libvirt's words, as `virsh domstate --reason` prints them).
 BOOTED = "booted"

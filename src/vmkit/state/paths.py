@@ -8,17 +8,22 @@ unix socket paths are limited to 107 bytes). This module only computes paths and
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from vmkit.state.frozen import Frozen
 
-@dataclass(frozen=True)
-class Paths:
+
+class Paths(Frozen):
     """The three roots and the well-known places under them."""
 
+    _fields = ("data_dir", "run_dir", "cache_dir")
+    __slots__ = _fields
     data_dir: Path
     run_dir: Path
     cache_dir: Path
+
+    def __init__(self, data_dir: Path, run_dir: Path, cache_dir: Path) -> None:
+        self._init(data_dir, run_dir, cache_dir)
 
     @property
     def db_file(self) -> Path:

@@ -5,13 +5,15 @@ Pure functions over tuples and the uuid canonical form; the SQL that runs lives 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from vmkit.errors import InvalidConfig
 from vmkit.state.records import Definition, DomainRuntime
+
+TYPE_CHECKING = False  # typing and json cost start-up time: imported only where needed
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 DEF_COLS = (
     "d.kind, d.uuid, d.name, d.xml, d.persistent, d.autostart, d.created, d.updated, d.parent"
@@ -36,6 +38,8 @@ ON CONFLICT (uuid) DO UPDATE SET domain_id = excluded.domain_id, state = exclude
 
 
 def runtime_params(rt: DomainRuntime, uuid: str, now: float) -> tuple[Any, ...]:
+    import json
+
     paths = (rt.qmp_socket, rt.console_socket, rt.run_dir)
     return (
         uuid,
@@ -74,9 +78,15 @@ def runtime_from_row(row: Sequence[Any]) -> DomainRuntime:
         run_dir=None if run_dir is None else Path(run_dir),
         started=started,
         live_xml=live_xml,
-        extras=json.loads(extras) if extras != "{}" else {},
+        extras=_json_loads(extras) if extras != "{}" else {},
         updated=updated,
     )
+
+
+def _json_loads(text: str) -> Any:
+    import json
+
+    return json.loads(text)
 
 
 _HEX = frozenset("0123456789abcdef")

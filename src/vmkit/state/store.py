@@ -25,14 +25,9 @@ other kinds, a bounded event log) and why they are so: schema.py.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 from vmkit.errors import Conflict, InvalidConfig, NotFound, VmkitError, WrongState
 from vmkit.state.paths import Paths
@@ -57,7 +52,16 @@ from vmkit.state.rows import (
     runtime_from_row,
     runtime_params,
 )
-from vmkit.state.schema import MIGRATIONS, Step, enable_wal, migrate
+from vmkit.state.schema import MIGRATIONS, enable_wal, migrate
+
+TYPE_CHECKING = False  # typing, json: imported only where needed (start-up cost of `vmkit list`)
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+    from types import TracebackType
+    from typing import Any
+
+    from vmkit.state.schema import Step
 
 MAX_EVENTS = 10_000
 """The event log keeps this many most recent events."""
@@ -374,6 +378,8 @@ class Store:
         _check_kind(kind)
         if kind == DOMAIN:
             raise ValueError("domains have typed runtime records: use put_runtime")
+        import json
+
         uuid = canonical_uuid(uuid)
         with self.transaction():
             if not self._exists(kind, uuid):
@@ -394,6 +400,8 @@ class Store:
         ).fetchone()
         if row is None:
             return None
+        import json
+
         return ObjectRuntime(row[0], row[1], json.loads(row[2]), row[3])
 
     # -- events -------------------------------------------------------------------------------

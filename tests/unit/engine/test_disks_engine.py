@@ -3,50 +3,28 @@ flags, what is refused (and that a refusal changes nothing), and the shared-imag
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_fakes import UUIDS, domain_xml, patch_open_monitor, running_runtime
 from test_disks_qmp import FakeMonitor
 
-from vmkit.engine import disks, hotplug, states
+from vmkit.engine import disks, hotplug
 from vmkit.engine.context import Context
 from vmkit.engine.disks import DiskArgs, MediaAction
 from vmkit.engine.hotplug import Flags, Scope, resolve_scope
 from vmkit.errors import Conflict, InvalidConfig, NotFound, QemuError, QmpError, WrongState
-from vmkit.qemu.process import read_stat
-from vmkit.state.paths import Paths
-from vmkit.state.records import DOMAIN, DomainRuntime
+from vmkit.state.records import DOMAIN
 from vmkit.xml.domain import parse_domain
 
-UUIDS = {
-    "vm": "3f0e3c52-2f6e-4d7b-9a4e-0c1d2e3f4a5b",
-    "other": "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
-}
 CDROM = "<disk type='file' device='cdrom'><target dev='sda' bus='scsi'/><readonly/></disk>"
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[Context]:
-    ctx = Context.open(Paths(tmp_path / "lib", tmp_path / "run", tmp_path / "cache"))
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
 def mon(monkeypatch: pytest.MonkeyPatch) -> FakeMonitor:
-    fake = FakeMonitor()
-
-    @contextlib.contextmanager
-    def open_fake(entry: Any) -> Iterator[FakeMonitor]:
-        yield fake
-
-    monkeypatch.setattr(disks, "open_monitor", open_fake)
-    return fake
+    return patch_open_monitor(monkeypatch, disks, FakeMonitor())
 
 
 @pytest.fixture
@@ -56,32 +34,12 @@ def img(tmp_path: Path) -> Path:
     return path
 
 
-def domain_xml(name: str, devices: str = "", machine: str = "q35") -> str:
-    return (
-        f"<domain type='qemu'><name>{name}</name><uuid>{UUIDS[name]}</uuid>"
-        f"<memory>131072</memory><os><type arch='x86_64' machine='{machine}'>hvm</type></os>"
-        f"<devices>{devices}</devices></domain>"
-    )
-
-
 def define(ctx: Context, name: str, devices: str = "", *, running: bool = False, **kw: Any) -> None:
     xml = domain_xml(name, devices, **kw)
     ctx.store.define(DOMAIN, UUIDS[name], name, xml)
     if running:
-        me = read_stat(os.getpid())  # the "QEMU" is this test process: alive
-        assert me is not None
-        ctx.store.put_runtime(
-            DomainRuntime(
-                uuid=UUIDS[name],
-                domain_id=len(list(ctx.store.domains())) + 10,
-                state=states.DomainState.RUNNING,
-                reason=states.BOOTED,
-                pid=me.pid,
-                pid_start=me.start_time,
-                qmp_socket=Path("/nonexistent/qmp.sock"),
-                live_xml=xml,
-            )
-        )
+        domain_id = len(list(ctx.store.domains())) + 10
+        ctx.store.put_runtime(running_runtime(name, xml, domain_id))
 
 
 def xmls(ctx: Context, name: str = "vm") -> tuple[str, str]:

@@ -4,29 +4,21 @@ that says no half way) leaves the store, QEMU and the host as they were."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from engine_fakes import UUIDS, domain_xml, patch_open_monitor, running_runtime
 
-from vmkit.engine import hotplug, iface_hotplug, nics, states
+from vmkit.engine import hotplug, iface_hotplug, nics
 from vmkit.engine.context import Context
 from vmkit.engine.hotplug import Flags
 from vmkit.engine.iface_hotplug import IfaceArgs, by_type_and_mac
 from vmkit.errors import Conflict, InvalidConfig, NotFound, QemuError, QmpError, WrongState
 from vmkit.model.devices import Interface, InterfaceType
-from vmkit.qemu.process import read_stat
-from vmkit.state.paths import Paths
-from vmkit.state.records import DOMAIN, DomainRuntime
+from vmkit.state.records import DOMAIN
 from vmkit.xml.domain import parse_domain
 
-UUIDS = {
-    "vm": "3f0e3c52-2f6e-4d7b-9a4e-0c1d2e3f4a5b",
-    "other": "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
-}
 DOM_ID = 7
 MAC0, MAC1, MAC2 = "52:54:00:00:00:10", "52:54:00:00:00:11", "52:54:00:00:00:12"
 
@@ -121,22 +113,8 @@ class FakeTaps:
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[Context]:
-    ctx = Context.open(Paths(tmp_path / "lib", tmp_path / "run", tmp_path / "cache"))
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
 def mon(monkeypatch: pytest.MonkeyPatch) -> FakeMonitor:
-    fake = FakeMonitor()
-
-    @contextlib.contextmanager
-    def open_fake(entry: Any) -> Iterator[FakeMonitor]:
-        yield fake
-
-    monkeypatch.setattr(iface_hotplug, "open_monitor", open_fake)
-    return fake
+    return patch_open_monitor(monkeypatch, iface_hotplug, FakeMonitor())
 
 
 @pytest.fixture
@@ -148,34 +126,14 @@ def taps(monkeypatch: pytest.MonkeyPatch) -> FakeTaps:
     return fake
 
 
-def domain_xml(name: str, devices: str = "", machine: str = "q35") -> str:
-    return (
-        f"<domain type='qemu'><name>{name}</name><uuid>{UUIDS[name]}</uuid>"
-        f"<memory>131072</memory><os><type arch='x86_64' machine='{machine}'>hvm</type></os>"
-        f"<devices>{devices}</devices></domain>"
-    )
-
-
 def define(ctx: Context, name: str, devices: str = "", *, running: bool = False, **kw: Any) -> None:
     xml = domain_xml(name, devices, **kw)
     ctx.store.define(DOMAIN, UUIDS[name], name, xml)
     if running:
-        me = read_stat(os.getpid())  # the "QEMU" is this test process: alive
-        assert me is not None
         dom = parse_domain(xml)
-        ctx.store.put_runtime(
-            DomainRuntime(
-                uuid=UUIDS[name],
-                domain_id=DOM_ID if name == "vm" else DOM_ID + 1,
-                state=states.DomainState.RUNNING,
-                reason=states.BOOTED,
-                pid=me.pid,
-                pid_start=me.start_time,
-                qmp_socket=Path("/nonexistent/qmp.sock"),
-                live_xml=xml,
-                extras={"taps": sorted(nics.tap_names(dom, DOM_ID).values())},
-            )
-        )
+        domain_id = DOM_ID if name == "vm" else DOM_ID + 1
+        extras = {"taps": sorted(nics.tap_names(dom, DOM_ID).values())}
+        ctx.store.put_runtime(running_runtime(name, xml, domain_id, extras))
 
 
 def state(ctx: Context, name: str = "vm") -> tuple[str, str, dict[str, Any]]:

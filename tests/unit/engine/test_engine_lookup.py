@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from vmkit.engine import domains, states
 from vmkit.engine.context import Context
@@ -18,13 +14,6 @@ from vmkit.state.records import DOMAIN, DomainRuntime
 from vmkit.state.store import Store
 
 UUID = "3f0e3c52-2f6e-4d7b-9a4e-0c1d2e3f4a5b"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[Context]:
-    ctx = Context.open(Paths(tmp_path / "lib", tmp_path / "run", tmp_path / "cache"))
-    yield ctx
-    ctx.close()
 
 
 def running_record(paths: Paths) -> DomainRuntime:

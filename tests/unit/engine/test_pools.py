@@ -5,7 +5,6 @@ what they leave behind."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,7 @@ from vmkit.engine import pools
 from vmkit.engine.context import Context
 from vmkit.errors import Conflict, InvalidConfig, NotFound, StorageError, WrongState
 from vmkit.model.storage import PoolState
-from vmkit.state.paths import Paths
 from vmkit.state.records import POOL
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[Context]:
-    c = Context.open(Paths(tmp_path / "lib", tmp_path / "run", tmp_path / "cache"))
-    yield c
-    c.close()
 
 
 def _define(ctx: Context, name: str, target: Path) -> pools.PoolEntry:

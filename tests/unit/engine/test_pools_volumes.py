@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,10 @@ from vmkit.engine.context import Context
 from vmkit.engine.storage_refs import disk_files, recorded_formats
 from vmkit.errors import Conflict, InvalidConfig, NotFound, StorageError, WrongState
 from vmkit.qemu.process import read_stat
-from vmkit.state.paths import Paths
 from vmkit.state.records import DOMAIN, DomainRuntime
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs qemu-img")
 MiB = 1 << 20
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[Context]:
-    c = Context.open(Paths(tmp_path / "lib", tmp_path / "run", tmp_path / "cache"))
-    yield c
-    c.close()
 
 
 @pytest.fixture
