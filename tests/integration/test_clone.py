@@ -8,22 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from vmkit_cli import VmkitEnv
+from vmkit_cli import VmkitEnv, ext4_qcow2
 
 pytestmark = pytest.mark.integration
 
 NIC = "<interface type='user'><model type='virtio'/></interface>"
-
-
-def ext4_qcow2(path: Path, mib: int = 32) -> Path:
-    raw = path.with_suffix(".raw")
-    subprocess.run(["truncate", "-s", f"{mib}M", str(raw)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(raw)], check=True)
-    subprocess.run(
-        ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True
-    )
-    raw.unlink()
-    return path
 
 
 def digest(path: Path) -> str:

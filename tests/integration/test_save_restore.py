@@ -8,43 +8,12 @@ behind and the store as it was.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from vmkit_cli import VmkitEnv, all_pids_of
+from vmkit_cli import VmkitEnv, all_pids_of, small_tmpfs, store_rows
 
 pytestmark = pytest.mark.integration
-
-
-@contextlib.contextmanager
-def small_tmpfs(vk: VmkitEnv, mib: int) -> Iterator[Path]:
-    """A tmpfs of `mib` MiB on the test's own directory; unmounted (after QEMU died) at the end."""
-    mnt = vk.root / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "vktest", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        vk.kill_all()
-        for _ in range(50):
-            if subprocess.run(["umount", str(mnt)], check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def store_rows(vk: VmkitEnv) -> tuple[int, list[tuple[str, str]]]:
-    """(number of events, definitions) straight from the store, to prove nothing changed."""
-    with contextlib.closing(sqlite3.connect(vk.root / "lib" / "vmkit.db")) as db:
-        events = db.execute("SELECT count(*) FROM events").fetchone()[0]
-        defs = db.execute("SELECT kind, xml FROM definitions ORDER BY kind, name").fetchall()
-    return int(events), [(str(k), str(x)) for k, x in defs]
 
 
 def uptime(vk: VmkitEnv, name: str) -> float:

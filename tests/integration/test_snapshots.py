@@ -7,29 +7,14 @@ and back after reverting to the later branch.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vmkit_cli import VmkitEnv, all_pids_of
+from vmkit_cli import VmkitEnv, all_pids_of, ext4_qcow2, small_tmpfs, store_rows
 
 pytestmark = pytest.mark.integration
-
-
-def ext4_qcow2(path: Path, mib: int = 32) -> Path:
-    raw = path.with_suffix(".raw")
-    subprocess.run(["truncate", "-s", f"{mib}M", str(raw)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(raw)], check=True)
-    subprocess.run(
-        ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True
-    )
-    raw.unlink()
-    return path
 
 
 def disk_xml(path: Path, fmt: str = "qcow2", dev: str = "vda") -> str:
@@ -69,31 +54,6 @@ def image_snapshots(path: Path) -> list[str]:
 def source_of(vk: VmkitEnv, name: str = "vm1") -> str:
     xml = vk.ok("dumpxml", name)
     return xml.split("<source file='", 1)[1].split("'", 1)[0]
-
-
-@contextlib.contextmanager
-def small_tmpfs(vk: VmkitEnv, mib: int) -> Iterator[Path]:
-    """A tmpfs of `mib` MiB on the test's own directory; unmounted (after QEMU died) at the end."""
-    mnt = vk.root / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "vktest", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        vk.kill_all()
-        for _ in range(50):
-            if subprocess.run(["umount", str(mnt)], check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def store_rows(vk: VmkitEnv) -> tuple[int, list[tuple[str, str]]]:
-    with contextlib.closing(sqlite3.connect(vk.root / "lib" / "vmkit.db")) as db:
-        events = db.execute("SELECT count(*) FROM events").fetchone()[0]
-        defs = db.execute("SELECT kind, xml FROM definitions ORDER BY kind, name").fetchall()
-    return int(events), [(str(k), str(x)) for k, x in defs]
 
 
 def test_internal_snapshots_branch_and_come_back(vk: VmkitEnv) -> None:

@@ -7,6 +7,9 @@
         out = vk.guest("vm1", "echo $((6*7))")   # runs a command over the serial console
         r = vk.run("start", "vm1"); assert r.returncode == 5
 
+Also: small_tmpfs (a tiny file system to fill up), store_rows (the store's rows, to compare) and
+ext4_qcow2 (a data disk the guest mounts).
+
 On exit every QEMU still recorded (or left in the run dir) is killed by pid, and the root is
 removed. The console log of a domain is in <root>/lib/log/<uuid>/console.log.
 """
@@ -19,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -200,3 +204,42 @@ def all_pids_of(root: Path) -> Sequence[int]:
             if str(root).encode() in (proc / "cmdline").read_bytes():
                 found.append(int(proc.name))
     return found
+
+
+@contextlib.contextmanager
+def small_tmpfs(vk: VmkitEnv, mib: int) -> Iterator[Path]:
+    """A tmpfs of `mib` MiB on the test's own directory; unmounted (after QEMU died) at the end."""
+    mnt = vk.root / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "vktest", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        vk.kill_all()
+        for _ in range(50):
+            if subprocess.run(["umount", str(mnt)], check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def store_rows(vk: VmkitEnv) -> tuple[int, list[tuple[str, str]]]:
+    """(number of events, definitions) straight from the store, to prove nothing changed."""
+    with contextlib.closing(sqlite3.connect(vk.root / "lib" / "vmkit.db")) as db:
+        events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+        defs = db.execute("SELECT kind, xml FROM definitions ORDER BY kind, name").fetchall()
+    return int(events), [(str(k), str(x)) for k, x in defs]
+
+
+def ext4_qcow2(path: Path, mib: int = 32) -> Path:
+    """A new qcow2 image at `path` holding an ext4 file system of `mib` MiB (the tiny guest
+    mounts an ext4 /dev/vda at /mnt)."""
+    raw = path.with_suffix(".raw")
+    subprocess.run(["truncate", "-s", f"{mib}M", str(raw)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(raw)], check=True)
+    subprocess.run(
+        ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True
+    )
+    raw.unlink()
+    return path

@@ -45,6 +45,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nslab import (
+    HostAndUpstream,
+    delete_netns_quietly,
+    mask_timers,
+    new_netns,
+    ns_exec,
+    start_server,
+    stop_processes,
+)
 from vmkit_cli import VmkitEnv, all_pids_of
 
 from vmkit.guest import GuestImage
@@ -57,7 +66,6 @@ GUEST_SUPERNET = "10.232.0.0/16"  # every network of the tests takes a /24 of it
 LAN_BRIDGE = "lanbr"
 PROBE_TIMEOUT = 4  # seconds a probe waits for an answer (generous: TCG guests on a busy host)
 
-_TIMER_RE = re.compile(r"(\w+_timer)\s+[0-9.]+")
 _REMOTE_RE = re.compile(r"\[(?:::ffff:)?([^\]]+)\]")
 
 # An HTTP/1.0 server answering every request with "<tag> <peer>"; prints "ready" once listening.
@@ -92,14 +100,7 @@ def ns_run(
     netns: str, *argv: str, check: bool = True, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
     """Run argv inside `netns` (never in the root namespace)."""
-    assert netns, "lab commands always run inside a lab namespace"
-    proc = subprocess.run(
-        ["ip", "netns", "exec", netns, *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    proc = ns_exec(netns, *argv, check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"[{netns}] {' '.join(argv)} -> {proc.returncode}\n{proc.stderr}{proc.stdout}"
@@ -199,7 +200,7 @@ class NsVmkit(VmkitEnv):
 
 
 @dataclass
-class NetLab:
+class NetLab(HostAndUpstream):
     image: GuestImage
     tag: str = field(default_factory=lambda: f"vkn-{secrets.token_hex(3)}")
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vk")))
@@ -209,14 +210,6 @@ class NetLab:
     domains: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     _vk: NsVmkit | None = None
-
-    @property
-    def host(self) -> str:
-        return f"{self.tag}-h"
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.tag}-u"
 
     @property
     def vk(self) -> NsVmkit:
@@ -242,12 +235,7 @@ class NetLab:
     # -- building -----------------------------------------------------------------------------
 
     def _netns(self, name: str) -> None:
-        _ip("netns", "add", name)
-        self.namespaces.append(name)
-        _ip("-n", name, "link", "set", "lo", "up")
-        # no duplicate address detection: IPv6 link-local addresses final at once, stable snapshots
-        ns_run(name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
-        ns_run(name, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0")
+        new_netns(name, self.namespaces, create=lambda n: _ip("netns", "add", n), all_dad=True)
 
     def setup(self) -> None:
         h, u = self.host, self.upstream
@@ -303,23 +291,10 @@ class NetLab:
 
     def serve(self, netns: str, port: int, tag: str) -> subprocess.Popen[str]:
         """The '<tag> <peer>' HTTP server in a namespace, until close() (or stop_servers())."""
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", SERVER, str(port), tag],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.servers.append(proc)
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready", f"server {tag} did not start"
-        return proc
+        return start_server(netns, SERVER, port, tag, self.servers)
 
     def stop_servers(self) -> None:
-        for proc in self.servers:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-            if proc.stdout:
-                proc.stdout.close()
+        stop_processes(self.servers)
         self.servers.clear()
 
     def http_get(self, netns: str, ip: str, port: int, path: str = "/") -> str | None:
@@ -372,7 +347,7 @@ class NetLab:
             else []
         )
         return {
-            "ip -d link": _TIMER_RE.sub(r"\1 X", ns_run(h, "ip", "-d", "link", "show").stdout),
+            "ip -d link": mask_timers(ns_run(h, "ip", "-d", "link", "show").stdout),
             "ip addr": ns_run(h, "ip", "addr", "show").stdout,
             "ip route": ns_run(h, "ip", "route", "show").stdout,
             "ip -6 route": ns_run(h, "ip", "-6", "route", "show").stdout,
@@ -429,9 +404,7 @@ class NetLab:
         for pid in all_pids_of(self.root):
             self._kill_ours(pid)
         self.stop_servers()
-        for name in reversed(self.namespaces):
-            with contextlib.suppress(AssertionError):
-                _ip("netns", "delete", name)
+        delete_netns_quietly(reversed(self.namespaces))
         self.namespaces.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 

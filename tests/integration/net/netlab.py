@@ -18,55 +18,34 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, ip_interface
 from pathlib import Path
 
+from nslab import (
+    TCP_SERVER,
+    UDHCPC_SCRIPT,
+    HostAndUpstream,
+    mask_timers,
+    new_netns,
+    ns_exec,
+    start_server,
+    stop_processes,
+)
+
 from vmkit.model.network import Network
 from vmkit.net.dnsmasq import DnsmasqFiles, DnsmasqProcess, stop_dnsmasq
 from vmkit.net.links import Links
-from vmkit.net.netns import create_netns, delete_netns, netns_argv, netns_exists, run_in_netns
+from vmkit.net.netns import create_netns, delete_netns, netns_exists, run_in_netns
 from vmkit.net.realise import NetworkRuntime, start_network, stop_network
 
 HOST_UP = ip_interface("198.51.100.1/24")
 UPSTREAM_IP = ip_interface("198.51.100.2/24")
 
-_TIMER_RE = re.compile(r"(\w+_timer)\s+[0-9.]+")
-
-UDHCPC_SCRIPT = """#!/bin/sh
-# busybox udhcpc hook: configure what the lease says
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
-    if [ -n "$router" ]; then ip route replace default via "$router"; fi
-    ;;
-esac
-exit 0
-"""
-
-# A TCP server: answers every connection with "<tag> <peer address>" and closes it.
-SERVER = """
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
-s.listen(8)
-print("ready", flush=True)
-while True:
-    c, peer = s.accept()
-    c.sendall(f"{sys.argv[2]} {peer[0]}\\n".encode())
-    c.close()
-"""
-
 
 def run(netns: str | None, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    assert netns is not None, "lab commands always run inside a lab namespace"
-    return subprocess.run(
-        netns_argv(netns, list(argv)), capture_output=True, text=True, check=check, timeout=60
-    )
+    return ns_exec(netns, *argv, check=check)
 
 
 def tcp_get(netns: str, ip: str, port: int, timeout: float = 2.0) -> str | None:
@@ -85,7 +64,7 @@ def tcp_get(netns: str, ip: str, port: int, timeout: float = 2.0) -> str | None:
 
 
 @dataclass
-class Lab:
+class Lab(HostAndUpstream):
     tag: str = field(default_factory=lambda: f"vkt-{secrets.token_hex(3)}")
     namespaces: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
@@ -93,22 +72,8 @@ class Lab:
     runtimes: list[NetworkRuntime] = field(default_factory=list)
     daemons: list[tuple[DnsmasqProcess, DnsmasqFiles]] = field(default_factory=list)
 
-    @property
-    def host(self) -> str:
-        return f"{self.tag}-h"
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.tag}-u"
-
     def _netns(self, role: str) -> str:
-        name = f"{self.tag}-{role}"
-        create_netns(name)
-        self.namespaces.append(name)
-        run(name, "ip", "link", "set", "lo", "up")
-        # no IPv6 duplicate address detection: addresses are final at once, snapshots stable
-        run(name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
-        return name
+        return new_netns(f"{self.tag}-{role}", self.namespaces, create=create_netns)
 
     def setup(self, tmp: Path) -> None:
         self.script = tmp / "udhcpc.sh"
@@ -180,11 +145,7 @@ class Lab:
 
     def serve(self, netns: str, port: int, tag: str) -> None:
         """Start the tag-and-peer TCP server in `netns` (killed by close())."""
-        argv = netns_argv(netns, [sys.executable, "-c", SERVER, str(port), tag])
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        self.processes.append(proc)
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
+        start_server(netns, TCP_SERVER, port, tag, self.processes)
 
     def wait_up(self, netns: str, name: str) -> None:
         """Until link `name` has carrier (its operstate no longer changes under a snapshot)."""
@@ -196,7 +157,7 @@ class Lab:
     def snapshot(self, run_dir: Path) -> dict[str, object]:
         """What must be exactly as before after a network stops."""
         return {
-            "links": _TIMER_RE.sub(r"\1 X", run(self.host, "ip", "-d", "link", "show").stdout),
+            "links": mask_timers(run(self.host, "ip", "-d", "link", "show").stdout),
             "addresses": run(self.host, "ip", "addr", "show").stdout,
             "routes": run(self.host, "ip", "route", "show").stdout,
             "ruleset": run(self.host, "nft", "list", "ruleset").stdout,
@@ -213,12 +174,7 @@ class Lab:
                 errors.append(e)
         for proc, files in self.daemons:
             stop_dnsmasq(proc, files)
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-            if proc.stdout:
-                proc.stdout.close()
+        stop_processes(self.processes)
         for name in reversed(self.namespaces):
             try:
                 if netns_exists(name):

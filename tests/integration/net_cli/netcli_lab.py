@@ -27,35 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nslab import (
+    TCP_SERVER,
+    UDHCPC_SCRIPT,
+    HostAndUpstream,
+    delete_netns_quietly,
+    mask_timers,
+    new_netns,
+    ns_exec,
+    start_server,
+    stop_processes,
+)
+
 UP_HOST = "198.51.100.1"
 UP_PEER = "198.51.100.2"
-_TIMER_RE = re.compile(r"(\w+_timer)\s+[0-9.]+")
-
-UDHCPC_SCRIPT = """#!/bin/sh
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
-    if [ -n "$router" ]; then ip route replace default via "$router"; fi
-    ;;
-esac
-exit 0
-"""
-
-# answers every TCP connection with "<tag> <peer address>"
-SERVER = """
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
-s.listen(8)
-print("ready", flush=True)
-while True:
-    c, peer = s.accept()
-    c.sendall(f"{sys.argv[2]} {peer[0]}\\n".encode())
-    c.close()
-"""
-
 CLIENT = """
 import socket, sys
 try:
@@ -66,41 +51,19 @@ except OSError as e:
 """
 
 
-def sh(netns: str, *argv: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-    """A command inside a lab namespace (never in the root namespace)."""
-    return subprocess.run(
-        ["ip", "netns", "exec", netns, *argv],
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=60,
-        **kw,
-    )
+sh = ns_exec
 
 
 @dataclass
-class NetCli:
+class NetCli(HostAndUpstream):
     tag: str = field(default_factory=lambda: f"vkc-{secrets.token_hex(3)}")
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vk")))
     namespaces: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
 
-    @property
-    def host(self) -> str:
-        return f"{self.tag}-h"
-
-    @property
-    def upstream(self) -> str:
-        return f"{self.tag}-u"
-
     def ns(self, role: str) -> str:
         """A new namespace of this lab (loopback up), deleted by close()."""
-        name = f"{self.tag}-{role}"
-        subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
-        self.namespaces.append(name)
-        sh(name, "ip", "link", "set", "lo", "up")
-        sh(name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
-        return name
+        return new_netns(f"{self.tag}-{role}", self.namespaces)
 
     def setup(self) -> NetCli:
         host, up = self.ns("h"), self.ns("u")
@@ -187,13 +150,7 @@ class NetCli:
         return out[3].split("/")[0] if len(out) > 3 else None
 
     def serve(self, netns: str, port: int, tag: str) -> None:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", SERVER, str(port), tag],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.processes.append(proc)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        start_server(netns, TCP_SERVER, port, tag, self.processes)
 
     def connect(self, netns: str, ip: str, port: int) -> str:
         return sh(netns, sys.executable, "-c", CLIENT, ip, str(port)).stdout.strip()
@@ -218,7 +175,7 @@ class NetCli:
         """What must be exactly as before once the networks are destroyed."""
         net_dir = self.root / "run" / "net"
         return {
-            "links": _TIMER_RE.sub(r"\1 X", sh(self.host, "ip", "-d", "link", "show").stdout),
+            "links": mask_timers(sh(self.host, "ip", "-d", "link", "show").stdout),
             "addresses": sh(self.host, "ip", "addr", "show").stdout,
             "routes": sh(self.host, "ip", "route", "show").stdout,
             "rules": sh(self.host, "ip", "rule", "show").stdout,
@@ -239,14 +196,7 @@ class NetCli:
         for pid in self.pids():
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-            if proc.stdout:
-                proc.stdout.close()
+        stop_processes(self.processes)
         made = [n for n in os.listdir("/run/netns") if n.startswith(self.tag)]
-        for name in [*reversed(self.namespaces), *made]:
-            if Path(f"/run/netns/{name}").exists():
-                subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
+        delete_netns_quietly([*reversed(self.namespaces), *made])
         shutil.rmtree(self.root, ignore_errors=True)
