@@ -1,8 +1,7 @@
 """8 vmkit processes at a time doing random operations on 4 domains: every command ends in success
 or a clear error, and afterwards the records match the QEMU processes.
 
-The issue asks for 60 s; the suite runs 30 s by default to keep CI short (VMKIT_STRESS_SECONDS
-sets it). The random choices are seeded (VMKIT_STRESS_SEED) so a failure can be replayed.
+It runs 60 s, as the issue asks (VMKIT_STRESS_SECONDS changes it for a quicker local run). The random choices are seeded (VMKIT_STRESS_SEED) so a failure can be replayed.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from vmkit_cli import VmkitEnv, all_pids_of
 
 pytestmark = pytest.mark.integration
 
-SECONDS = float(os.environ.get("VMKIT_STRESS_SECONDS", "30"))
+SECONDS = float(os.environ.get("VMKIT_STRESS_SECONDS", "60"))
 SEED = int(os.environ.get("VMKIT_STRESS_SEED", "20261125"))
 WORKERS = 8
 DOMAINS = [f"cc{i}" for i in range(4)]
