@@ -90,7 +90,7 @@ def _console_cmd(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _shutdown(ctx: Context, args: argparse.Namespace) -> int:
-    name = domains.lookup(ctx, args.domain).name
+    name = domains.locked_lookup(ctx, args.domain).name
     reason = lifecycle.shutdown(ctx, args.domain, wait=args.wait, timeout=args.timeout)
     if args.wait:
         _say(args, name, f"Domain '{name}' is shut off ({reason})", reason=reason)
@@ -99,16 +99,15 @@ def _shutdown(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _simple(verb: str, text: str) -> Callable[[Context, argparse.Namespace], int]:
+Action = Callable[[Context, argparse.Namespace], object]
+
+
+def _simple(action: Action, text: str) -> Handler:
+    """A command that acts on one domain and says so in virsh's words."""
+
     def handler(ctx: Context, args: argparse.Namespace) -> int:
-        name = domains.lookup(ctx, args.domain).name
-        func = getattr(lifecycle, verb)
-        if verb == "destroy":
-            func(ctx, args.domain, graceful=args.graceful)
-        elif verb == "reboot":
-            func(ctx, args.domain, timeout=args.timeout)
-        else:
-            func(ctx, args.domain)
+        name = domains.locked_lookup(ctx, args.domain).name  # no reconcile: the action does it
+        action(ctx, args)
         _say(args, name, text.format(name=name))
         return 0
 
@@ -130,10 +129,18 @@ _HANDLERS: dict[str, Handler] = {
     "start": _start,
     "console": _console_cmd,
     "shutdown": _shutdown,
-    "reboot": _simple("reboot", "Domain '{name}' is being rebooted"),
-    "reset": _simple("reset", "Domain '{name}' was reset"),
-    "destroy": _simple("destroy", "Domain '{name}' destroyed"),
-    "suspend": _simple("suspend", "Domain '{name}' suspended"),
-    "resume": _simple("resume", "Domain '{name}' resumed"),
+    "reboot": _simple(
+        lambda ctx, a: lifecycle.reboot(ctx, a.domain, timeout=a.timeout),
+        "Domain '{name}' is being rebooted",
+    ),
+    "reset": _simple(lambda ctx, a: lifecycle.reset(ctx, a.domain), "Domain '{name}' was reset"),
+    "destroy": _simple(
+        lambda ctx, a: lifecycle.destroy(ctx, a.domain, graceful=a.graceful),
+        "Domain '{name}' destroyed",
+    ),
+    "suspend": _simple(
+        lambda ctx, a: lifecycle.suspend(ctx, a.domain), "Domain '{name}' suspended"
+    ),
+    "resume": _simple(lambda ctx, a: lifecycle.resume(ctx, a.domain), "Domain '{name}' resumed"),
     "start-autostart": _start_autostart,
 }
