@@ -16,7 +16,6 @@ from vmkit.engine import states
 from vmkit.engine.context import Context
 from vmkit.engine.domains import locked_lookup, lookup, parse_and_check
 from vmkit.engine.faults import fault_point
-from vmkit.engine.runfiles import RunFiles
 from vmkit.engine.runtime import (
     finish_run,
     is_active,
@@ -242,7 +241,7 @@ def console_paths(ctx: Context, key: str) -> tuple[Path, Path]:
     entry = _active(ctx, key, "open the console of")
     rt = entry.runtime
     assert rt is not None and rt.console_socket is not None
-    return rt.console_socket, RunFiles.for_domain(ctx.paths, 0, entry.uuid).console_log
+    return rt.console_socket, ctx.paths.console_log(entry.uuid)
 
 
 def console_history(ctx: Context, key: str) -> bytes:
@@ -250,7 +249,7 @@ def console_history(ctx: Context, key: str) -> bytes:
     from vmkit.qemu.console import read_history
 
     entry = lookup(ctx, key)
-    log = RunFiles.for_domain(ctx.paths, 0, entry.uuid).console_log
+    log = ctx.paths.console_log(entry.uuid)
     return read_history(log) if log.exists() else b""
 
 

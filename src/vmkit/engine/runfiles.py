@@ -39,11 +39,11 @@ class RunFiles:
 
     @property
     def console_log(self) -> Path:
-        return self.log_dir / "console.log"
+        return self.log_dir / "console.log"  # = Paths.console_log(uuid)
 
     @property
     def qemu_log(self) -> Path:
-        return self.log_dir / "qemu.log"
+        return self.log_dir / "qemu.log"  # = Paths.qemu_log(uuid)
 
     def create(self) -> None:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -142,7 +142,7 @@ def finish_run(ctx: Context, entry: DomainEntry, reason: str) -> bool:
 
 def stop_reason(ctx: Context, entry: DomainEntry) -> str:
     """Why a dead QEMU stopped, from the trace in its log."""
-    log = RunFiles.for_domain(ctx.paths, 0, entry.uuid).qemu_log
+    log = ctx.paths.qemu_log(entry.uuid)
     try:
         text = log.read_text(errors="replace")
     except OSError:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 from vmkit.engine import states
 from vmkit.engine.context import Context
 from vmkit.engine.domains import locked_lookup, lookup, parse_and_check
-from vmkit.engine.runfiles import RunFiles
 from vmkit.engine.runtime import finish_run, is_active, launch_domain, qemu_of
 from vmkit.engine.savefile import SaveHeader, build_header, length_field, read_header
 from vmkit.errors import Conflict, InvalidConfig, QemuError, StorageError, WrongState
@@ -297,7 +296,7 @@ def _load_stream(
     except OSError as exc:
         raise StorageError(f"cannot read save image {source}: {exc.strerror}") from exc
     except QemuError as exc:
-        log = RunFiles.for_domain(ctx.paths, 0, uuid).qemu_log
+        log = ctx.paths.qemu_log(uuid)
         tail = _tail(log)
         raise QemuError(f"restore from {source} failed: {exc}{tail}") from exc
 

@@ -46,6 +46,14 @@ class Paths(Frozen):
         """Logs of a domain that outlive its runs: console.log (all the guest printed), qemu.log."""
         return self.data_dir / "log" / uuid
 
+    def console_log(self, uuid: str) -> Path:
+        """All a domain's guest printed on its serial console, across its runs."""
+        return self.domain_log_dir(uuid) / "console.log"
+
+    def qemu_log(self, uuid: str) -> Path:
+        """QEMU's own log of a domain's last run (with the trace of why it stopped)."""
+        return self.domain_log_dir(uuid) / "qemu.log"
+
     def ensure(self) -> None:
         """Create the directories (mode 0700 for runtime state)."""
         for d in (self.data_dir, self.run_dir, self.cache_dir, self.locks_dir):
