@@ -1,7 +1,8 @@
 """8 vmkit processes at a time doing random operations on 4 domains: every command ends in success
 or a clear error, and afterwards the records match the QEMU processes.
 
-It runs 60 s, as the issue asks (VMKIT_STRESS_SECONDS changes it for a quicker local run). The random choices are seeded (VMKIT_STRESS_SEED) so a failure can be replayed.
+It runs 60 s, as the issue asks (VMKIT_STRESS_SECONDS changes it for a quicker local run).
+The random choices are seeded (VMKIT_STRESS_SEED) so a failure can be replayed.
 """
 
 from __future__ import annotations
