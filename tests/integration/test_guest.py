@@ -4,16 +4,15 @@ shell on the serial console, DHCP on virtio-net, ext4 /dev/vda at /mnt, graceful
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from guestboot import RunningGuest, boot_guest
-from qemu.qmp import QMPClient
 
 from vmkit.guest import BOOT_MARKER, GuestImage
+from vmkit.qemu.qmp import QmpSession
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +46,9 @@ def _ext4_qcow2(folder: Path) -> Path:
     return qcow2
 
 
-async def _qmp(socket_path: Path, command: str) -> None:
-    client = QMPClient("vmkit-test")
-    await client.connect(str(socket_path))
-    try:
-        await client.execute(command)
-    finally:
-        await client.disconnect()
+def _qmp(socket_path: Path, command: str) -> None:
+    with QmpSession.connect(socket_path) as qmp:
+        qmp.execute(command)
 
 
 @pytest.mark.parametrize("machine", MACHINES)
@@ -113,7 +108,7 @@ def test_system_powerdown_is_graceful(tiny_guest: GuestImage, machine: str) -> N
     """Pressed right after the marker (acpid is listening by then), before the prompt."""
     with boot_guest(tiny_guest, machine=machine) as guest:
         guest.console.expect(re.escape(BOOT_MARKER), timeout=60)
-        asyncio.run(_qmp(guest.qmp_socket, "system_powerdown"))
+        _qmp(guest.qmp_socket, "system_powerdown")
         assert guest.wait_exit(timeout=10) == 0
         assert "The system is going down" in guest.log_text()
 

@@ -15,7 +15,6 @@ Must not: lock, read or write the store outside `commit_edit`; decide what an op
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -150,7 +149,7 @@ def commit_edit(ctx: Context, edit: Edit, event: str, detail: str = "") -> None:
             rt = store.get_runtime(uuid)
             assert rt is not None
             live_xml = render_domain(edit.live, inactive=True)
-            store.put_runtime(dataclasses.replace(rt, live_xml=live_xml))
+            store.put_runtime(rt.replace(live_xml=live_xml))
         store.log_event(DOMAIN, uuid, edit.name, event, detail)
 
 

@@ -19,7 +19,6 @@ Must not: decide scope rules (hotplug.py) or how a tap is made (nics.py).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -220,7 +219,7 @@ def _put_extras(ctx: Context, uuid: str, change: Callable[[DomainRuntime], dict[
     with store.transaction():
         rt = store.get_runtime(uuid)
         assert rt is not None
-        store.put_runtime(dataclasses.replace(rt, extras=change(rt)))
+        store.put_runtime(rt.replace(extras=change(rt)))
 
 
 def _recorded_taps(rt: DomainRuntime) -> list[str]:

@@ -160,7 +160,6 @@ def get_link(ctx: Context, key: str, which: str, *, config: bool = False) -> tup
 
 def set_link(ctx: Context, key: str, which: str, state: str, *, config: bool = False) -> None:
     """Set a NIC's link up or down: live over QMP set_link, or in the definition."""
-    import dataclasses
 
     from vmkit.engine.domains import define
     from vmkit.xml.domain import parse_domain, render_domain
@@ -189,6 +188,6 @@ def set_link(ctx: Context, key: str, which: str, state: str, *, config: bool = F
             with QmpSession.connect(rt.qmp_socket) as qmp:
                 qmp.execute("set_link", {"name": device, "up": state == "up"})
             dom.devices.interfaces[i].link_state = None if state == "up" else "down"
-            ctx.store.put_runtime(dataclasses.replace(rt, live_xml=render_domain(dom)))
+            ctx.store.put_runtime(rt.replace(live_xml=render_domain(dom)))
     if define_text is not None:
         define(ctx, define_text, "domif-setlink")

@@ -41,12 +41,13 @@ def launch_domain(
     dom: Domain,
     *,
     paused: bool = False,
-    incoming: str | None = None,
+    incoming_fd: int | None = None,
 ) -> DomainRuntime:
     """Start QEMU for `dom`; return the stored runtime record. Caller holds the lock.
 
-    `incoming` (e.g. 'defer') starts QEMU waiting for a migration stream (restore); pass
-    paused=True with it: the caller feeds the stream and decides when to `cont`.
+    `incoming_fd` makes QEMU load a migration stream from that descriptor (at its current
+    offset) as it starts, with MIGRATION events on (restore); pass paused=True with it: the
+    caller waits for the load to finish and decides when to `cont`.
     """
     from vmkit.engine.disks import check_disk_conflicts  # lazy: disks imports runtime
     from vmkit.engine.launch import build_launch_argv, needs_qmp_setup, setup_over_qmp
@@ -76,12 +77,14 @@ def launch_domain(
         files.create()
         made = create_taps(plan_taps(ctx, dom, taps))
         argv = build_launch_argv(ctx, dom, files, tsc_khz=host_tsc_khz(), taps=taps)
-        if incoming is not None:
-            argv += ["-incoming", incoming]
-        use_qmp = paused or needs_qmp_setup(dom)
-        if use_qmp:
+        fds: tuple[int, ...] = ()
+        if incoming_fd is not None:
+            argv += ["-global", "migration.x-events=on", "-incoming", f"fd:{incoming_fd}"]
+            fds = (incoming_fd,)
+        setup = needs_qmp_setup(dom)
+        if paused or setup:
             argv.append("-S")
-        proc = launch(argv, pidfile=files.pidfile, log_file=files.qemu_log)
+        proc = launch(argv, pidfile=files.pidfile, log_file=files.qemu_log, pass_fds=fds)
     except BaseException:
         delete_taps(made)
         _forget_run(ctx, definition, files)
@@ -105,7 +108,7 @@ def launch_domain(
         extras={"taps": sorted(taps.values())},
     )
     try:
-        if use_qmp:  # before the record: a start killed at -S is rolled back, never left frozen
+        if setup:  # before the record: a start killed at -S is rolled back, never left frozen
             setup_over_qmp(files.qmp_socket, dom, resume=not paused)
         stored = store.put_runtime(runtime)
         store.log_event(DOMAIN, definition.uuid, definition.name, "started", reason)

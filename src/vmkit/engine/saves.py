@@ -7,8 +7,9 @@ renamed only once complete: a failure (disk full, QEMU error) removes it, resume
 it was running, and leaves the store as it was.
 
 A restore checks the whole image first (ours, finished, not truncated: nothing is started for a
-bad file), starts QEMU from the saved XML with `-incoming defer`, feeds the stream over an `fd:`,
-then continues the guest unless it is to stay paused. A restored domain that is not defined
+bad file), starts QEMU from the saved XML with `-incoming fd:N` on the image's descriptor
+(placed after the header), so QEMU loads the stream while it starts, as it would by hand; then
+continues the guest unless it is to stay paused. A restored domain that is not defined
 becomes a transient one, as in libvirt.
 
 Managed save writes to `<data_dir>/save/<uuid>.save` (what `dominfo` reports); `start` resumes
@@ -18,7 +19,6 @@ from it through `resume_managed_save` and removes it once the guest runs again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -150,7 +150,7 @@ def write_state(
                 raise OSError(28, "short write")
         finally:
             os.close(fd)
-        os.replace(part, target)
+        _publish(part, target)
     except BaseException as exc:
         part.unlink(missing_ok=True)
         if was_running:
@@ -161,6 +161,19 @@ def write_state(
         raise
     if keep and was_running:
         qmp.execute("cont")
+
+
+def _publish(part: Path, target: Path) -> None:
+    """Give the finished image its name.
+
+    An older image there is unlinked first rather than renamed over: ext4 (auto_da_alloc)
+    writes back a file renamed over another one before the rename returns, which took longer
+    than the whole migration. Like QEMU's own migrate-to-file, a save does not flush; `sync`
+    does that when it matters.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(target)
+    os.replace(part, target)
 
 
 def _create(part: Path, target: Path) -> int:
@@ -233,9 +246,14 @@ def restore_image(
 ) -> DomainEntry:
     """Launch `dom` with -incoming and load `image` from `source`. Caller holds the lock."""
     definition = _definition_for(ctx, dom)
-    rt = launch_domain(ctx, definition, dom, paused=True, incoming="defer")
     try:
-        _load_stream(ctx, rt.qmp_socket, source, image, dom.uuid, resume=running)
+        with open(source, "rb") as f:
+            os.lseek(f.fileno(), image.stream_offset, os.SEEK_SET)
+            rt = launch_domain(ctx, definition, dom, paused=True, incoming_fd=f.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot read save image {source}: {exc.strerror}") from exc
+    try:
+        _load_stream(ctx, rt.qmp_socket, source, dom.uuid, resume=running)
     except BaseException:
         kill_failed_start(ctx, dom.uuid)
         raise
@@ -271,30 +289,21 @@ def _definition_for(ctx: Context, dom: Domain) -> Definition:
             existing.name,
             f"the image holds domain '{dom.name}' but uuid {dom.uuid} is domain '{existing.name}'",
         )
-    return dataclasses.replace(existing, xml=xml)
+    return existing.replace(xml=xml)
 
 
 def _load_stream(
-    ctx: Context,
-    qmp_socket: Path | None,
-    source: Path,
-    image: SaveHeader,
-    uuid: str,
-    *,
-    resume: bool,
+    ctx: Context, qmp_socket: Path | None, source: Path, uuid: str, *, resume: bool
 ) -> None:
-    from vmkit.engine.migration import migrate_from_fd
+    from vmkit.engine.migration import wait_incoming
     from vmkit.qemu.qmp import QmpSession
 
     assert qmp_socket is not None
     try:
-        with open(source, "rb") as f, QmpSession.connect(qmp_socket, timeout=10.0) as qmp:
-            os.lseek(f.fileno(), image.stream_offset, os.SEEK_SET)
-            migrate_from_fd(qmp, f.fileno())
+        with QmpSession.connect(qmp_socket, timeout=10.0) as qmp:
+            wait_incoming(qmp)
             if resume:
                 qmp.execute("cont")
-    except OSError as exc:
-        raise StorageError(f"cannot read save image {source}: {exc.strerror}") from exc
     except QemuError as exc:
         log = ctx.paths.qemu_log(uuid)
         tail = _tail(log)

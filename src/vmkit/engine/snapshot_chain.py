@@ -206,7 +206,6 @@ def _rename_everywhere(
     fmt: str,
 ) -> None:
     """Every definition that names image `old` names `new` instead (one transaction)."""
-    import dataclasses
 
     store = ctx.store
     now = entry_now(ctx, entry)
@@ -232,7 +231,7 @@ def _rename_everywhere(
         rt = now.runtime
         if rt is not None and rt.live_xml and _moves(rt.live_xml, old, new, fmt):
             live = switch_sources(rt.live_xml, _moves(rt.live_xml, old, new, fmt))
-            store.put_runtime(dataclasses.replace(rt, live_xml=live))
+            store.put_runtime(rt.replace(live_xml=live))
 
 
 def _moves(xml: str, old: str, new: str, fmt: str) -> dict[str, tuple[str, str, str]]:

@@ -23,7 +23,6 @@ as it was.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,7 +259,7 @@ def _record(
             rt = entry.runtime
             if rt is not None and rt.live_xml:
                 live = switch_sources(rt.live_xml, moves)
-                store.put_runtime(dataclasses.replace(rt, live_xml=live))
+                store.put_runtime(rt.replace(live_xml=live))
         if no_metadata:
             return
         rec = new_record(snap)

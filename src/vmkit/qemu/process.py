@@ -25,14 +25,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
+import select
 import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from vmkit.errors import LaunchFailed
 
@@ -42,16 +43,14 @@ _POLL_INTERVAL = 0.003
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass(frozen=True)
-class QemuProcess:
+class QemuProcess(NamedTuple):
     """A QEMU process identified by pid and start time (clock ticks since boot, stat field 22)."""
 
     pid: int
     start_time: int
 
 
-@dataclass(frozen=True)
-class ProcStat:
+class ProcStat(NamedTuple):
     """The fields of /proc/PID/stat that vmkit uses."""
 
     pid: int
@@ -115,30 +114,44 @@ def kill_process(proc: QemuProcess, sig: int = signal.SIGKILL) -> bool:
 
 
 def wait_dead(proc: QemuProcess, timeout: float) -> bool:
-    """Poll every few ms until `proc` is a zombie or gone; False if it still runs at `timeout`."""
-    deadline = time.monotonic() + timeout
-    while is_alive(proc):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(_POLL_INTERVAL, left))
-    return True
+    """Wait until `proc` is a zombie or gone; False if it still runs at `timeout`.
+
+    A pidfd wakes the caller the moment the process exits (it need not be our child).
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return True
+    try:
+        if not is_alive(proc):  # already dead, or the pid now belongs to another process
+            return True
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(math.ceil(timeout * 1000))) or not is_alive(proc)
+    finally:
+        os.close(pidfd)
 
 
 def launch(
-    argv: Sequence[str], *, pidfile: Path, log_file: Path, timeout: float = 10
+    argv: Sequence[str],
+    *,
+    pidfile: Path,
+    log_file: Path,
+    timeout: float = 10,
+    pass_fds: Sequence[int] = (),
 ) -> QemuProcess:
     """Start QEMU detached (`-daemonize`) in its own session; return once its pidfile is there.
 
     Raises LaunchFailed (with QEMU's messages) if QEMU exits non-zero, does not daemonize
     within `timeout`, or leaves no usable pidfile; a pidfile left behind is then removed.
-    Give absolute paths in `argv`: a daemonized QEMU changes its directory to /.
+    Give absolute paths in `argv`: a daemonized QEMU changes its directory to /. `pass_fds`
+    are inherited by QEMU under the same numbers (e.g. for `-incoming fd:N`).
     """
     full = [*argv, "-daemonize", "-pidfile", str(pidfile), "-D", str(log_file)]
     _truncate(log_file, full)
     since = _boot_ticks()
     try:
-        rc, output = _run_launcher(full, timeout)
+        rc, output = _run_launcher(full, timeout, pass_fds)
         if rc == 0:
             return _wait_pidfile(pidfile, since, timeout)
         message = output
@@ -153,7 +166,7 @@ class _LaunchTimeout(Exception):
     """Internal: QEMU did not finish starting in time (reported as LaunchFailed)."""
 
 
-def _run_launcher(argv: list[str], timeout: float) -> tuple[int, str]:
+def _run_launcher(argv: list[str], timeout: float, pass_fds: Sequence[int]) -> tuple[int, str]:
     """Run the foreground part of a daemonizing QEMU; return its exit code and output."""
     try:
         child = subprocess.Popen(  # noqa: S603 - argv list, no shell
@@ -162,6 +175,7 @@ def _run_launcher(argv: list[str], timeout: float) -> tuple[int, str]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
     except OSError as exc:
         raise LaunchFailed(argv, None, f"cannot execute {argv[0]}: {exc.strerror}") from exc

@@ -1,58 +1,51 @@
-"""A synchronous QMP session to one QEMU, built on qemu.qmp's asyncio QMPClient.
+"""A synchronous QMP session to one QEMU over its unix socket.
 
-Owns: connecting to a QMP unix socket, running commands, buffering and waiting for events,
-passing file descriptors (`getfd`), and turning qemu.qmp's errors into vmkit's.
-Must not: know what the commands mean (the engine does), launch QEMU (process.py), or be
-shared between threads. Each session runs qemu.qmp on its own private event loop, driven
-only while a call is in progress; call it from synchronous code (not from inside a running
-asyncio loop).
+Owns: connecting to a QMP socket, running commands, buffering and waiting for events,
+passing file descriptors (`getfd`), and turning socket and protocol failures into vmkit's
+errors. Must not: know what the commands mean (the engine does), launch QEMU (process.py), or
+be shared between threads.
+
+Why not qemu.qmp: its asyncio base costs 40-60 ms of imports on every command that talks to
+QEMU (save, suspend, shutdown, ...), more than the whole QMP exchange of most commands. QMP
+over a unix socket is JSON lines both ways, so a blocking socket does the job; the shape
+follows qemu.qmp's: a session state with a guard naming current and required state, and one
+error tree.
 
 Errors (all QemuError):
 
     QemuError
     +-- QmpError            QEMU answered a command with an error (vmkit.errors)
-    +-- QmpTimeout          no answer within the timeout (also a TimeoutError)
+    +-- QmpTimeout          no answer within the timeout (also a TimeoutError); the session
+    |                       stays usable, a late answer is recognised by its id and dropped
     +-- QmpUnavailable      QEMU cannot be reached: socket missing, connection refused,
         |                   EOF, broken pipe ("QEMU is gone or not ours to talk to")
         +-- QmpStateError   the session is not connected; names current and required state
 
-Events: from the moment the session is established, a listener puts every event into this
-session's buffer (QMPClient's default listener is muted, so nothing piles up twice), so an
-event that arrived before or during an unrelated `execute` is still found by `wait_event`
-later. Each event is handed out once; the oldest are dropped beyond `MAX_BUFFERED_EVENTS`.
+Events: every event that arrives while the session reads (during `execute` too) goes into the
+session's buffer, so an event that came before or during an unrelated command is still found
+by `wait_event` later. Each event is handed out once; the oldest are dropped beyond
+`MAX_BUFFERED_EVENTS`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
+import json
 import os
+import socket
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
-
-from qemu.qmp import (
-    ConnectError,
-    EventListener,
-    ExecInterruptedError,
-    ExecuteError,
-    Message,
-    QMPClient,
-    QMPError,
-)
-from qemu.qmp import Runstate as _Runstate
-from qemu.qmp import StateError as _ClientStateError
+from typing import Any
 
 from vmkit.errors import QemuError, QmpError
 
-T = TypeVar("T")
 Event = dict[str, Any]
 EventMatch = Callable[[Event], bool]
 
 MAX_BUFFERED_EVENTS = 1000
-_CLOSE_TIMEOUT = 2.0
+_RECV_SIZE = 65536
 
 
 class SessionState(enum.Enum):
@@ -95,40 +88,33 @@ class QmpTimeout(QemuError, TimeoutError):
         self.timeout = timeout
 
 
-class _EventSink(EventListener):
-    """Appends every event to a buffer and signals `arrived`; queues nothing, keeps no history."""
+class _Hangup(Exception):
+    """QEMU closed the connection (internal; becomes QmpUnavailable)."""
 
-    def __init__(self, buffer: deque[Event]) -> None:
-        super().__init__()
-        self._buffer = buffer
-        self.arrived = asyncio.Event()
 
-    def accept(self, event: Message) -> bool:
-        self._buffer.append(dict(event))
-        self.arrived.set()
-        return False
+class _Expired(Exception):
+    """The deadline of a read passed (internal; becomes QmpTimeout or a None result)."""
 
 
 class QmpSession:
     """One QMP connection; use `QmpSession.connect(path)`, preferably as a context manager."""
 
-    def __init__(self, path: str, loop: asyncio.AbstractEventLoop, client: QMPClient) -> None:
+    def __init__(self, path: str, sock: socket.socket) -> None:
         self.path = path
-        self._loop = loop
-        self._client = client
+        self._sock = sock
         self._state = SessionState.CONNECTED
         self._events: deque[Event] = deque(maxlen=MAX_BUFFERED_EVENTS)
-        self._sink = _EventSink(self._events)
-        client.events.event_filter = lambda event: False  # the sink gets them all
-        client.register_listener(self._sink)
+        self._buffer = b""
+        self._next_id = 0
 
     @classmethod
     def connect(cls, path: str | os.PathLike[str], *, timeout: float = 5.0) -> QmpSession:
         """Connect to the QMP socket at `path` and negotiate capabilities."""
-        loop = asyncio.new_event_loop()
-        session = cls(os.fspath(path), loop, QMPClient())
+        where = os.fspath(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        session = cls(where, sock)
         try:
-            session._connect(timeout)
+            session._handshake(timeout)
         except BaseException:
             session.close()
             raise
@@ -154,10 +140,7 @@ class QmpSession:
     ) -> Any:
         """Run `command`; return QEMU's `return` value, or raise QmpError with its error."""
         self._require("execute")
-        try:
-            return self._run(self._client.execute(command, args), timeout, f"'{command}'")
-        except ExecuteError as exc:
-            raise QmpError(command, exc.error_class, exc.error.error.desc) from exc
+        return self._call(command, args, timeout, fds=())
 
     def wait_event(
         self, name: str, timeout: float, match: EventMatch | None = None
@@ -174,29 +157,29 @@ class QmpSession:
         if found is not None:
             return found
         self._require("wait_event")
-        return self._run(self._await_event(accept, timeout), None, f"wait for {name}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = self._read(deadline)
+            except _Expired:
+                return None
+            except (_Hangup, OSError) as exc:
+                raise self._lost(exc) from exc
+            if "event" in message:
+                if accept(message):
+                    return message
+                self._events.append(message)
+            # a stray answer (to a command that timed out earlier) is dropped
 
     def send_fd(self, fd: int, fdname: str, *, timeout: float = 30.0) -> None:
         """Pass `fd` to QEMU over SCM_RIGHTS and name it `fdname` (`getfd`); fd stays open here."""
         self._require("send_fd")
-        try:
-            self._client.send_fd_scm(fd)
-        except (OSError, _ClientStateError) as exc:
-            self._lose()
-            raise QmpUnavailable(self.path, _describe(exc)) from exc
-        self.execute("getfd", {"fdname": fdname}, timeout=timeout)
+        self._call("getfd", {"fdname": fdname}, timeout, fds=(fd,))
 
     def close(self) -> None:
-        """Disconnect (if connected) and release the private event loop; idempotent."""
-        if self._loop.is_closed():
-            self._state = SessionState.CLOSED
-            return
-        try:
-            self._disconnect_quietly()
-            self._cancel_leftover_tasks()
-        finally:
-            self._loop.close()
-            self._state = SessionState.CLOSED
+        """Disconnect (if connected); idempotent."""
+        self._sock.close()
+        self._state = SessionState.CLOSED
 
     # -- internals ------------------------------------------------------------------------
 
@@ -204,78 +187,118 @@ class QmpSession:
         if self._state is not SessionState.CONNECTED:
             raise QmpStateError(self.path, operation, self._state, SessionState.CONNECTED)
 
-    def _connect(self, timeout: float) -> None:
+    def _handshake(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self._connect(deadline, timeout)
         try:
-            self._run(self._client.connect(self.path), timeout, "connect")
-        except AssertionError as exc:
-            # qemu.qmp asserts RUNNING at the end of connect(); a peer that hangs up right
-            # after the handshake trips it.
-            self._lose()
-            raise QmpUnavailable(self.path, "QEMU closed the connection") from exc
+            greeting = self._read(deadline)
+        except _Expired as exc:
+            self._state = SessionState.DISCONNECTED
+            reason = f"no QMP greeting within {timeout:g} s (is another client attached?)"
+            raise QmpUnavailable(self.path, reason) from exc
+        except (_Hangup, OSError) as exc:
+            raise self._lost(exc) from exc
+        if "QMP" not in greeting:
+            self._state = SessionState.DISCONNECTED
+            raise QemuError(f"QMP protocol error on {self.path}: no greeting but {greeting!r}")
+        self._call("qmp_capabilities", None, max(deadline - time.monotonic(), 0.001), fds=())
 
-    def _run(self, aw: Awaitable[T], timeout: float | None, what: str) -> T:
-        """Drive `aw` on the private loop; convert connection-level failures."""
-        try:
-            return self._loop.run_until_complete(asyncio.wait_for(aw, timeout))
-        except ExecuteError:
-            raise
-        except TimeoutError as exc:
-            if what == "connect":
-                reason = f"no QMP greeting within {timeout:g} s (is another client attached?)"
-                raise QmpUnavailable(self.path, reason) from exc
-            raise QmpTimeout(self.path, what, timeout or 0) from exc
-        except (ConnectError, ExecInterruptedError, _ClientStateError, EOFError, OSError) as exc:
-            self._lose()
-            raise QmpUnavailable(self.path, _describe(exc)) from exc
-        except QMPError as exc:
-            raise QemuError(f"QMP protocol error on {self.path}: {exc}") from exc
-
-    def _lose(self) -> None:
-        """The connection is broken: collect qemu.qmp's tasks and mark the session."""
-        self._disconnect_quietly()
-        self._state = SessionState.DISCONNECTED
-
-    def _disconnect_quietly(self) -> None:
-        if self._client.runstate is _Runstate.IDLE:
-            return
-        aw = asyncio.wait_for(self._client.disconnect(), _CLOSE_TIMEOUT)
-        # The peer is gone or broke the protocol; the stream is closed either way.
-        with contextlib.suppress(QMPError, EOFError, OSError, TimeoutError):
-            self._loop.run_until_complete(aw)
-
-    def _cancel_leftover_tasks(self) -> None:
-        tasks = asyncio.all_tasks(self._loop)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            gathered = asyncio.gather(*tasks, return_exceptions=True)
-            self._loop.run_until_complete(gathered)
-
-    async def _await_event(self, accept: EventMatch, timeout: float) -> Event | None:
-        deadline = self._loop.time() + timeout
+    def _connect(self, deadline: float, timeout: float) -> None:
+        """Connect the socket; a full listen backlog (another client attached) is retried."""
+        self._sock.settimeout(timeout)
         while True:
-            found = self._take(accept)
-            if found is not None:
-                return found
-            if self._client.runstate is not _Runstate.RUNNING:
-                raise EOFError("QEMU closed the QMP connection")
-            left = deadline - self._loop.time()
-            if left <= 0:
-                return None
-            await self._next_change(left)
+            try:
+                self._sock.connect(self.path)
+                return
+            except BlockingIOError as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.005)
+                    continue
+                reason = f"no connection within {timeout:g} s (is another client attached?)"
+                self._state = SessionState.DISCONNECTED
+                raise QmpUnavailable(self.path, reason) from exc
+            except OSError as exc:
+                self._state = SessionState.DISCONNECTED
+                raise QmpUnavailable(self.path, exc.strerror or str(exc)) from exc
 
-    async def _next_change(self, timeout: float) -> None:
-        """Wait until an event arrives, the connection changes state, or `timeout` passes."""
-        self._sink.arrived.clear()
-        waits = {
-            asyncio.ensure_future(self._sink.arrived.wait()),
-            asyncio.ensure_future(self._client.runstate_changed()),
-        }
-        first = asyncio.FIRST_COMPLETED
-        _, pending = await asyncio.wait(waits, timeout=timeout, return_when=first)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+    def _call(
+        self,
+        command: str,
+        args: Mapping[str, object] | None,
+        timeout: float,
+        *,
+        fds: tuple[int, ...],
+    ) -> Any:
+        self._next_id += 1
+        ident = f"vmkit#{self._next_id}"
+        request: dict[str, object] = {"execute": command, "id": ident}
+        if args is not None:
+            request["arguments"] = dict(args)
+        data = json.dumps(request, separators=(",", ":")).encode() + b"\n"
+        deadline = time.monotonic() + timeout
+        try:
+            self._sock.settimeout(timeout)
+            if fds:
+                socket.send_fds(self._sock, [data], list(fds))
+            else:
+                self._sock.sendall(data)
+            reply = self._answer_to(ident, deadline)
+        except _Expired as exc:
+            raise QmpTimeout(self.path, f"'{command}'", timeout) from exc
+        except (_Hangup, OSError) as exc:
+            raise self._lost(exc) from exc
+        if "error" in reply:
+            error = reply["error"]
+            raise QmpError(command, str(error.get("class")), str(error.get("desc")))
+        return reply.get("return")
+
+    def _answer_to(self, ident: str, deadline: float) -> dict[str, Any]:
+        """Read until the answer with id `ident`; buffer events, drop late answers."""
+        while True:
+            message = self._read(deadline)
+            if "event" in message:
+                self._events.append(message)
+            elif message.get("id", ident) == ident:
+                return message
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        """The next JSON message from QEMU (one per line)."""
+        while True:
+            line, sep, rest = self._buffer.partition(b"\n")
+            if sep:
+                self._buffer = rest
+                if not line.strip():
+                    continue
+                try:
+                    message = json.loads(line)
+                except ValueError as exc:
+                    raise QemuError(f"QMP protocol error on {self.path}: {exc}") from exc
+                if not isinstance(message, dict):
+                    raise QemuError(f"QMP protocol error on {self.path}: {message!r}")
+                return message
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Expired
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(_RECV_SIZE)
+            except TimeoutError as exc:
+                raise _Expired from exc
+            if not chunk:
+                raise _Hangup
+            self._buffer += chunk
+
+    def _lost(self, exc: BaseException) -> QmpUnavailable:
+        """The connection broke: mark the session and describe why."""
+        self._sock.close()
+        self._state = SessionState.DISCONNECTED
+        if isinstance(exc, TimeoutError):
+            reason = "QEMU stopped reading its QMP socket"
+        elif isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror
+        else:
+            reason = "QEMU closed the connection"
+        return QmpUnavailable(self.path, reason)
 
     def _take(self, accept: EventMatch) -> Event | None:
         for index, event in enumerate(self._events):
@@ -283,13 +306,3 @@ class QmpSession:
                 del self._events[index]
                 return event
         return None
-
-
-def _describe(exc: BaseException) -> str:
-    """A short reason for a connection failure, from qemu.qmp's wrapped root cause."""
-    root = exc.exc if isinstance(exc, ConnectError) else exc
-    if isinstance(root, OSError) and root.strerror:
-        return root.strerror
-    if isinstance(root, EOFError | ExecInterruptedError):
-        return "QEMU closed the connection"
-    return str(root) or type(root).__name__

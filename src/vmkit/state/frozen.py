@@ -7,10 +7,8 @@ that order, to `_init`.
 It then behaves like `@dataclass(frozen=True, slots=True)`: equality and hash over the fields,
 a repr naming them, assignment raises AttributeError, pickling and copying work. `replace` is
 `dataclasses.replace`, `as_dict` a shallow `dataclasses.asdict`.
-
-vmkit.state.records stays on dataclasses for now (callers and tests `dataclasses.replace` its
-records), so `dataclasses` is still imported by `vmkit list`; moving records to `Frozen` (and
-those callers to `.replace`) is what removes it.
+The store's records (vmkit.state.records) are Frozen, so `vmkit list` imports no
+`dataclasses`.
 """
 
 from __future__ import annotations

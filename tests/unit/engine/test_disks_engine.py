@@ -3,7 +3,6 @@ flags, what is refused (and that a refusal changes nothing), and the shared-imag
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +79,9 @@ def test_scope_refusals(ctx: Context) -> None:
         resolve_scope(entry, Flags(live=True))
     with pytest.raises(InvalidConfig, match="--current and --config are mutually exclusive"):
         resolve_scope(entry, Flags(current=True, config=True))
-    transient = dataclasses.replace(entry.definition, persistent=False)
+    transient = entry.definition.replace(persistent=False)
     with pytest.raises(WrongState, match="transient domain 'vm'"):
-        resolve_scope(dataclasses.replace(entry, definition=transient), Flags(config=True))
+        resolve_scope(entry.replace(definition=transient), Flags(config=True))
 
 
 def test_attach_to_a_shut_off_domain_changes_its_config(ctx: Context, img: Path) -> None:
@@ -184,7 +183,7 @@ def test_start_check_ignores_dead_domains_and_sees_duplicates(ctx: Context, img:
     define(ctx, "other", used, running=True)
     rt = ctx.store.get_runtime(UUIDS["other"])
     assert rt is not None and rt.pid_start is not None
-    ctx.store.put_runtime(dataclasses.replace(rt, pid_start=rt.pid_start + 1))  # a reused pid
+    ctx.store.put_runtime(rt.replace(pid_start=rt.pid_start + 1))  # a reused pid
     disks.check_disk_conflicts(ctx, parse_domain(domain_xml("vm", used)))
     twice = used + used.replace("vda", "vdb")
     with pytest.raises(Conflict, match=r"in use by domain 'vm' \(disk 'vdb'\)"):

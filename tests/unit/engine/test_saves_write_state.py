@@ -38,6 +38,12 @@ class FakeQemu:
             return {"status": "completed"}
         return {}
 
+    def wait_event(self, name: str, timeout: float, match: Any = None) -> dict[str, Any]:
+        self.calls.append(f"wait:{name}")
+        event = {"event": name, "data": {"status": "failed" if self.fail else "completed"}}
+        assert match is None or match(event)
+        return event
+
     def send_fd(self, fd: int, fdname: str, **_: Any) -> None:
         self.calls.append(f"getfd:{fdname}")
         self.fd = fd

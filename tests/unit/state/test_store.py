@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ def xml(name: str, uuid: str = U1) -> str:
 def running(store: Store, uuid: str, **changes: object) -> DomainRuntime:
     """Give a defined domain a runtime record with a fresh id."""
     rt = DomainRuntime(uuid=uuid, domain_id=store.next_domain_id(), state="running")
-    return store.put_runtime(replace(rt, **changes))  # type: ignore[arg-type]
+    return store.put_runtime(rt.replace(**changes))
 
 
 # -- opening ------------------------------------------------------------------------------------
@@ -214,14 +213,14 @@ def test_runtime_put_get_update_clear(store: Store, tmp_path: Path) -> None:
         extras={"taps": ["vk-tap1"], "accel": "tcg"},
     )
     stored = store.put_runtime(rt)
-    assert stored == replace(rt, updated=stored.updated)
+    assert stored == rt.replace(updated=stored.updated)
     assert store.get_runtime(U1) == stored
     store.set_state(U1, "paused", "user")
     paused = store.get_runtime(U1)
     assert paused is not None
     assert (paused.state, paused.reason, paused.pid) == ("paused", "user", 4242)
-    emptied = store.put_runtime(replace(paused, extras={}))
-    assert emptied == replace(paused, extras={}, updated=emptied.updated)
+    emptied = store.put_runtime(paused.replace(extras={}))
+    assert emptied == paused.replace(extras={}, updated=emptied.updated)
     assert store.clear_runtime("domain", U1) is False  # persistent: the definition stays
     assert store.get_runtime(U1) is None
     assert store.get("domain", "vm1").persistent
