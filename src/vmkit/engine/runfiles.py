@@ -5,7 +5,6 @@ Pure path arithmetic plus the removal of a finished run's runtime files.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,4 +50,6 @@ class RunFiles:
 
     def remove_runtime(self) -> None:
         """Remove sockets, pidfile and the run dir; logs stay for `console --history`."""
+        import shutil  # lazy: shutil (with bz2, lzma) costs every command ~3 ms
+
         shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -29,34 +29,53 @@ import math
 import os
 import select
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
 
 from vmkit.errors import LaunchFailed
 
-ProcessState = Literal["running", "zombie", "gone"]
+TYPE_CHECKING = False  # typing and subprocess cost `vmkit list` ~5 ms: imported when needed
+if TYPE_CHECKING:
+    from typing import Literal
+
+    ProcessState = Literal["running", "zombie", "gone"]
 
 _POLL_INTERVAL = 0.003
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class QemuProcess(NamedTuple):
+class QemuProcess:
     """A QEMU process identified by pid and start time (clock ticks since boot, stat field 22)."""
 
-    pid: int
-    start_time: int
+    __slots__ = ("pid", "start_time")
+
+    def __init__(self, pid: int, start_time: int) -> None:
+        self.pid = pid
+        self.start_time = start_time
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QemuProcess):
+            return NotImplemented
+        return (self.pid, self.start_time) == (other.pid, other.start_time)
+
+    def __hash__(self) -> int:
+        return hash((self.pid, self.start_time))
+
+    def __repr__(self) -> str:
+        return f"QemuProcess(pid={self.pid}, start_time={self.start_time})"
 
 
-class ProcStat(NamedTuple):
+class ProcStat:
     """The fields of /proc/PID/stat that vmkit uses."""
 
-    pid: int
-    comm: str
-    state: str
-    start_time: int
+    __slots__ = ("comm", "pid", "start_time", "state")
+
+    def __init__(self, pid: int, comm: str, state: str, start_time: int) -> None:
+        self.pid = pid
+        self.comm = comm
+        self.state = state
+        self.start_time = start_time
 
 
 def parse_stat(text: str) -> ProcStat:
@@ -168,6 +187,8 @@ class _LaunchTimeout(Exception):
 
 def _run_launcher(argv: list[str], timeout: float, pass_fds: Sequence[int]) -> tuple[int, str]:
     """Run the foreground part of a daemonizing QEMU; return its exit code and output."""
+    import subprocess
+
     try:
         child = subprocess.Popen(  # noqa: S603 - argv list, no shell
             argv,
