@@ -24,8 +24,8 @@ from vmkit.storage import format_pool_info, format_pool_list
 Handler = Callable[[Context, argparse.Namespace], int]
 _DEFINING = ("pool-define", "pool-define-as", "pool-create", "pool-create-as")
 _BUILD_FLAGS = (
-    ("--overwrite", "accepted for virsh habits (a dir pool never overwrites)"),
-    ("--no-overwrite", "accepted for virsh habits (a dir pool never overwrites)"),
+    ("--overwrite", "fs pool: always make a new file system on the source device"),
+    ("--no-overwrite", "fs pool: make a file system unless the device holds one"),
 )
 
 
@@ -145,7 +145,7 @@ def _define(ctx: Context, args: argparse.Namespace) -> int:
 def _create(ctx: Context, args: argparse.Namespace) -> int:
     data, source = _read_file(args.file)
     pool = pools.parse_pool_xml(data, source, verb="create")
-    entry = pools.create_pool(ctx, pool, build=args.build)
+    entry = pools.create_pool(ctx, pool, build=args.build, overwrite=_overwrite(args))
     return _say(args, f"Pool {entry.name} created from {source}", _summary(entry))
 
 
@@ -176,7 +176,7 @@ def _define_as(ctx: Context, args: argparse.Namespace) -> int:
         emit_json({"xml": render_pool(pool)}) if args.json else emit(render_pool(pool))
         return 0
     if args.command == "pool-create-as":
-        entry = pools.create_pool(ctx, pool, build=args.build)
+        entry = pools.create_pool(ctx, pool, build=args.build, overwrite=_overwrite(args))
         return _say(args, f"Pool {entry.name} created", _summary(entry))
     entry = pools.define_pool(ctx, pool)
     return _say(args, f"Pool {entry.name} defined", _summary(entry))
@@ -186,13 +186,22 @@ def _define_as(ctx: Context, args: argparse.Namespace) -> int:
 # lifecycle
 
 
+def _overwrite(args: argparse.Namespace) -> bool | None:
+    """--overwrite: True, --no-overwrite: False, neither: None (as virsh; both: an error)."""
+    if args.overwrite and args.no_overwrite:
+        raise InvalidConfig("--overwrite and --no-overwrite are mutually exclusive")
+    if args.overwrite:
+        return True
+    return False if args.no_overwrite else None
+
+
 def _build(ctx: Context, args: argparse.Namespace) -> int:
-    entry = pools.build(ctx, args.pool)
+    entry = pools.build(ctx, args.pool, overwrite=_overwrite(args))
     return _say(args, f"Pool {entry.name} built", {"name": entry.name, "built": True})
 
 
 def _start(ctx: Context, args: argparse.Namespace) -> int:
-    entry = pools.start(ctx, args.pool, build=args.build)
+    entry = pools.start(ctx, args.pool, build=args.build, overwrite=_overwrite(args))
     return _say(args, f"Pool {entry.name} started", _summary(entry))
 
 

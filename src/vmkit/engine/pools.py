@@ -28,8 +28,10 @@ from vmkit.storage import (
     DEFAULT_POOL_NAME,
     PoolRow,
     RefreshResult,
+    activate_pool,
     build_pool,
     check_pool_target,
+    deactivate_pool,
     default_pool,
     delete_pool,
     pool_stats,
@@ -172,7 +174,9 @@ def define_pool(ctx: Context, pool: Pool) -> PoolEntry:
     return _entry(ctx, d)
 
 
-def create_pool(ctx: Context, pool: Pool, *, build: bool = False) -> PoolEntry:
+def create_pool(
+    ctx: Context, pool: Pool, *, build: bool = False, overwrite: bool | None = None
+) -> PoolEntry:
     """pool-create / pool-create-as: a transient pool, started (built first with `build`)."""
     validate_pool(pool)
     existing = ctx.store.find(POOL, pool.name)
@@ -182,14 +186,20 @@ def create_pool(ctx: Context, pool: Pool, *, build: bool = False) -> PoolEntry:
         pool.uuid = str(uuid_mod.uuid4())
     _check_target(ctx, pool)
     with ctx.lock(POOL, pool.uuid):
-        made = _build_if(pool, build)
+        made = _build_if(pool, build, overwrite)
         try:
             _check_startable(pool)
-            store = ctx.store
-            with store.transaction():
-                d = store.define(POOL, pool.uuid, pool.name, render_pool(pool), persistent=False)
-                store.put_object_runtime(POOL, d.uuid, dict(_ACTIVE))
-                store.log_event(POOL, d.uuid, d.name, "started", "created")
+            try:
+                store = ctx.store
+                with store.transaction():
+                    d = store.define(
+                        POOL, pool.uuid, pool.name, render_pool(pool), persistent=False
+                    )
+                    store.put_object_runtime(POOL, d.uuid, dict(_ACTIVE))
+                    store.log_event(POOL, d.uuid, d.name, "started", "created")
+            except BaseException:
+                deactivate_pool(pool)
+                raise
         except BaseException:
             if made is not None:
                 _remove_empty_dir(made)
@@ -200,7 +210,7 @@ def create_pool(ctx: Context, pool: Pool, *, build: bool = False) -> PoolEntry:
 
 def _check_startable(pool: Pool) -> None:
     try:
-        check_pool_target(pool)
+        activate_pool(pool)
     except NotFound as e:
         path = pool.target_path
         raise NotFound(
@@ -211,12 +221,12 @@ def _check_startable(pool: Pool) -> None:
         ) from e
 
 
-def _build_if(pool: Pool, build: bool) -> Path | None:
+def _build_if(pool: Pool, build: bool, overwrite: bool | None) -> Path | None:
     """Build the pool when asked; returns the directory if this call created it."""
     if not build:
         return None
     existed = os.path.lexists(pool.target_path)
-    path = build_pool(pool)
+    path = build_pool(pool, overwrite=overwrite)
     return None if existed else path
 
 
@@ -304,39 +314,48 @@ def ensure_default_pool(ctx: Context) -> PoolEntry | None:
 # lifecycle
 
 
-def build(ctx: Context, key: str) -> PoolEntry:
-    """pool-build: make the target directory of an inactive pool."""
+def build(ctx: Context, key: str, *, overwrite: bool | None = None) -> PoolEntry:
+    """pool-build: make the target directory of an inactive pool (and an fs pool's file
+    system, with `overwrite` True or False: storage.pools.build_pool)."""
     uuid = lookup_pool(ctx, key).uuid
     with ctx.lock(POOL, uuid):
         entry = lookup_pool(ctx, uuid)
         _require_inactive(entry)
-        build_pool(entry.pool)
+        build_pool(entry.pool, overwrite=overwrite)
         ctx.store.log_event(POOL, uuid, entry.name, "built")
         return entry
 
 
-def start(ctx: Context, key: str, *, build: bool = False) -> PoolEntry:
-    """pool-start (building first with `build`)."""
+def start(
+    ctx: Context, key: str, *, build: bool = False, overwrite: bool | None = None
+) -> PoolEntry:
+    """pool-start (building first with `build`); an fs pool's file system is mounted."""
     uuid = lookup_pool(ctx, key).uuid
     with ctx.lock(POOL, uuid):
         entry = lookup_pool(ctx, uuid)
         _require_inactive(entry)
         if build:
-            build_pool(entry.pool)
-        check_pool_target(entry.pool)
+            build_pool(entry.pool, overwrite=overwrite)
+        activate_pool(entry.pool)
         store = ctx.store
-        with store.transaction():
-            store.put_object_runtime(POOL, uuid, dict(_ACTIVE))
-            store.log_event(POOL, uuid, entry.name, "started")
+        try:
+            with store.transaction():
+                store.put_object_runtime(POOL, uuid, dict(_ACTIVE))
+                store.log_event(POOL, uuid, entry.name, "started")
+        except BaseException:
+            deactivate_pool(entry.pool)
+            raise
         return lookup_pool(ctx, uuid)
 
 
 def destroy(ctx: Context, key: str) -> PoolEntry:
-    """pool-destroy: stop the pool (its files stay); a transient pool is gone afterwards."""
+    """pool-destroy: stop the pool (its files stay; an fs pool is unmounted); a transient pool
+    is gone afterwards."""
     uuid = lookup_pool(ctx, key).uuid
     with ctx.lock(POOL, uuid):
         entry = lookup_pool(ctx, uuid)
         require_active(entry)
+        deactivate_pool(entry.pool)
         store = ctx.store
         with store.transaction():
             store.log_event(POOL, uuid, entry.name, "stopped", "destroyed")

@@ -1,10 +1,11 @@
-"""Directory pools on the host: build, check before start, capacity figures, refresh (scan the
-directory, qemu-img info each file), delete, and the `default` pool.
+"""Pools on the host: build, activate (check; an fs pool is mounted), deactivate (an fs pool
+is unmounted), capacity figures, refresh (scan the directory, qemu-img info each file), delete,
+and the `default` pool.
 
 A pool here is the model's Pool; whether it is defined, active or autostarted is the engine's
-business (state store). `fs` pools (a file system on a device mounted at the target) are
-described by the model but not mounted here: their operations raise a StorageError that says
-so.
+business (state store). A `dir` pool is a directory. An `fs` pool is a file system on a block
+device or an image file (fsmount.py), mounted on the target directory while the pool is active;
+once mounted it is used exactly like a dir pool.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from vmkit.errors import CommandFailed, Conflict, InvalidConfig, NotFound, StorageError
 from vmkit.model.storage import Pool, PoolType, Volume, check_volume_name
+from vmkit.storage import fsmount
 from vmkit.storage.paths import (
     DEFAULT_POOL_DIR,
     DEFAULT_POOL_MODE,
@@ -50,22 +52,19 @@ def default_pool(data_dir: str | Path) -> Pool:
     return Pool(name=DEFAULT_POOL_NAME, target_path=str(Path(data_dir) / DEFAULT_POOL_DIR))
 
 
-def _require_dir_pool(pool: Pool, action: str) -> None:
-    if pool.type is not PoolType.DIR:
-        raise StorageError(
-            f"cannot {action} pool '{pool.name}': {pool.type} pools are not managed by vmkit "
-            "yet (only dir pools are)"
-        )
-
-
-def build_pool(pool: Pool) -> Path:
+def build_pool(pool: Pool, *, overwrite: bool | None = None) -> Path:
     """pool-build: create the target directory (and parents) with the pool's permissions.
-    An existing directory is fine; a path that is a file (or anything else) is refused."""
-    _require_dir_pool(pool, "build")
+    An existing directory is fine; a path that is a file (or anything else) is refused.
+
+    For an fs pool, as virsh: `overwrite` None makes only the directory; False makes a file
+    system on the source device unless it holds one already (refused); True always makes one.
+    """
     path = pool_dir(pool)
     perms = pool.target_permissions
     explicit = perms.mode if perms is not None else None
     _refuse_non_dir(pool, path)
+    if pool.type is PoolType.FS and overwrite is not None:
+        _make_fs(pool, overwrite)
     try:
         existed = path.is_dir()
         path.mkdir(parents=True, exist_ok=True)
@@ -79,6 +78,63 @@ def build_pool(pool: Pool) -> Path:
     except OSError as e:
         raise StorageError(f"cannot build pool '{pool.name}' at '{path}': {e.strerror}") from e
     return path
+
+
+def _make_fs(pool: Pool, overwrite: bool) -> None:
+    device = _device(pool)
+    fsmount.check_device(device, pool.name)
+    if fsmount.mounted_source(pool.target_path) is not None:
+        raise Conflict(
+            "pool", pool.name, f"cannot build pool '{pool.name}': '{pool.target_path}' is mounted"
+        )
+    if not overwrite:
+        found = fsmount.probe(device)
+        if found is not None:
+            raise Conflict(
+                "pool",
+                pool.name,
+                f"cannot build pool '{pool.name}': '{device}' already holds a file system ({found}) "
+                "(--overwrite replaces it)",
+            )
+    fsmount.make(device, pool.source.format_type)
+
+
+def _device(pool: Pool) -> str:
+    device = pool.source.device_path
+    assert device is not None  # validate_pool requires it of an fs pool
+    return device
+
+
+def activate_pool(pool: Pool) -> Path:
+    """What pool-start does on the host: check the target; mount an fs pool's file system."""
+    if pool.type is not PoolType.FS:
+        return check_pool_target(pool)
+    path = _existing_target(pool)
+    device = _device(pool)
+    fsmount.check_device(device, pool.name)
+    source = fsmount.mounted_source(str(path))
+    if source is not None:
+        if not fsmount.same_device(source, device):
+            raise Conflict(
+                "pool",
+                pool.name,
+                f"cannot start pool '{pool.name}': '{source}' is mounted on '{path}', not "
+                f"'{device}'",
+            )
+    else:
+        if fsmount.probe(device) is None:
+            raise StorageError(
+                f"cannot start pool '{pool.name}': '{device}' holds no file system "
+                "('vmkit pool-build --no-overwrite' makes one)"
+            )
+        fsmount.mount(device, str(path), pool.source.format_type)
+    return check_pool_target(pool)
+
+
+def deactivate_pool(pool: Pool) -> None:
+    """What pool-destroy does on the host: unmount an fs pool (a dir pool has nothing)."""
+    if pool.type is PoolType.FS and fsmount.mounted_source(pool.target_path) is not None:
+        fsmount.unmount(pool.target_path)
 
 
 def _id(value: int | None) -> int:
@@ -96,9 +152,7 @@ def _refuse_non_dir(pool: Pool, path: Path) -> None:
         )
 
 
-def check_pool_target(pool: Pool) -> Path:
-    """What pool-start checks: the target exists and is a directory we can use."""
-    _require_dir_pool(pool, "start")
+def _existing_target(pool: Pool) -> Path:
     path = pool_dir(pool)
     if not os.path.lexists(path):
         raise NotFound(
@@ -108,6 +162,20 @@ def check_pool_target(pool: Pool) -> Path:
             "(pool-build creates it)",
         )
     _refuse_non_dir(pool, path)
+    return path
+
+
+def check_pool_target(pool: Pool) -> Path:
+    """The target exists and is a directory we can use (an fs pool's: with its file system
+    mounted)."""
+    path = _existing_target(pool)
+    if pool.type is PoolType.FS:
+        source = fsmount.mounted_source(str(path))
+        if source is None or not fsmount.same_device(source, _device(pool)):
+            raise StorageError(
+                f"pool '{pool.name}': '{_device(pool)}' is not mounted on '{path}' "
+                "(pool-destroy and pool-start mount it again)"
+            )
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise StorageError(f"cannot start pool '{pool.name}': no access to '{path}'")
     return path
@@ -141,7 +209,6 @@ def refresh_pool(
     """pool-refresh: every regular file in the target is a volume, described by qemu-img
     (`formats` maps names whose format is known, e.g. from the state store, so they are not
     probed). Entries that are no volume (directories, bad names, links out) are skipped."""
-    _require_dir_pool(pool, "refresh")
     path = check_pool_target(pool)
     result = RefreshResult()
     try:
@@ -177,9 +244,11 @@ def _not_a_volume(pool: Pool, entry: os.DirEntry[str]) -> str | None:
 
 
 def delete_pool(pool: Pool) -> None:
-    """pool-delete: remove the (empty) target directory. A non-empty one is refused."""
-    _require_dir_pool(pool, "delete")
+    """pool-delete: remove the (empty) target directory. A non-empty one is refused (as is a
+    mounted one: an fs pool's file system stays on its device)."""
     path = pool_dir(pool)
+    if pool.type is PoolType.FS and fsmount.mounted_source(str(path)) is not None:
+        raise Conflict("pool", pool.name, f"cannot delete pool '{pool.name}': '{path}' is mounted")
     try:
         left = sorted(os.listdir(path))
     except FileNotFoundError:

@@ -13,11 +13,12 @@ import pytest
 from storage_fakes import FakeRunner
 
 from vmkit.errors import CommandFailed, Conflict, InvalidConfig, NotFound, StorageError
-from vmkit.model.storage import BackingStore, Pool, PoolType, Volume
+from vmkit.model.storage import BackingStore, Pool, PoolSource, PoolType, Volume
 from vmkit.storage.paths import volume_path
 from vmkit.storage.pools import (
     build_pool,
     check_pool_target,
+    deactivate_pool,
     default_pool,
     delete_pool,
     pool_stats,
@@ -106,10 +107,29 @@ def test_start_check_on_a_missing_target(tmp_path: Path) -> None:
     )
 
 
-def test_fs_pools_are_described_but_not_managed(tmp_path: Path) -> None:
-    fs = Pool(name="f", target_path=str(tmp_path), type=PoolType.FS)
-    with pytest.raises(StorageError, match="fs pools are not managed by vmkit yet"):
-        build_pool(fs)
+def _fs_pool(tmp_path: Path, device: Path) -> Pool:
+    source = PoolSource(device_path=str(device), format_type="ext4")
+    return Pool(name="f", target_path=str(tmp_path / "mnt"), type=PoolType.FS, source=source)
+
+
+def test_fs_pool_build_needs_its_device(tmp_path: Path) -> None:
+    fs = _fs_pool(tmp_path, tmp_path / "no-such.img")
+    with pytest.raises(NotFound, match=r"source device .*no-such\.img' does not exist"):
+        build_pool(fs, overwrite=False)
+    assert not (tmp_path / "mnt").exists()  # refused before anything was made
+    with pytest.raises(InvalidConfig, match="neither a block device nor an image file"):
+        build_pool(_fs_pool(tmp_path, tmp_path), overwrite=True)
+
+
+def test_fs_pool_without_its_mount_is_not_usable(tmp_path: Path) -> None:
+    image = tmp_path / "fs.img"
+    image.write_bytes(b"")
+    fs = _fs_pool(tmp_path, image)
+    build_pool(fs)  # no flag: only the directory
+    assert (tmp_path / "mnt").is_dir()
+    with pytest.raises(StorageError, match="is not mounted on"):
+        check_pool_target(fs)
+    deactivate_pool(fs)  # nothing mounted: nothing to do
 
 
 def test_stats_come_from_statvfs(pool: Pool) -> None:
