@@ -87,7 +87,9 @@ def test_fs_pool_life(vk: VmkitEnv) -> None:
 
         vk.ok("pool-build", "fp", "--no-overwrite")
         assert _fs_type(image) == "ext4"
-        vk.fails(4, "pool-build", "fp", "--no-overwrite", match=r"already holds .*\(ext4\)")
+        vk.fails(
+            4, "pool-build", "fp", "--no-overwrite", match=r"already holds a file system \(ext4\)"
+        )
 
         vk.ok("pool-start", "fp")
         assert _mounted(target) is not None and len(_loops_of(image)) == 1

@@ -94,11 +94,14 @@ def _network_bridge(ctx: Context, nic: Interface, mtu: int | None) -> tuple[str,
 
 def create_taps(plans: Iterable[TapPlan]) -> list[str]:
     """Create every planned tap; on any failure remove those made and re-raise."""
+    todo = list(plans)
+    if not todo:  # no NIC with a tap: netlink (pyroute2) is never imported
+        return []
     from vmkit.net.taps import create_tap, tap_mac
 
     made: list[str] = []
     try:
-        for p in plans:
+        for p in todo:
             create_tap(p.name, p.bridge, mtu=p.mtu, mac=tap_mac(p.mac) if p.mac else None)
             made.append(p.name)
             if p.script:

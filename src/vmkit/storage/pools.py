@@ -93,8 +93,8 @@ def _make_fs(pool: Pool, overwrite: bool) -> None:
             raise Conflict(
                 "pool",
                 pool.name,
-                f"cannot build pool '{pool.name}': '{device}' already holds a file system ({found}) "
-                "(--overwrite replaces it)",
+                f"cannot build pool '{pool.name}': '{device}' already holds a file system "
+                f"({found}); --overwrite replaces it",
             )
     fsmount.make(device, pool.source.format_type)
 
