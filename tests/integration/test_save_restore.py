@@ -146,3 +146,33 @@ def test_disk_full_during_save_changes_nothing(vk: VmkitEnv) -> None:
         assert store_rows(vk) == before
         assert vk.ok("domstate", "--reason", "vm1").strip() == "running (booted)"
         assert vk.guest("vm1", "echo still-running") == "still-running"
+
+
+@pytest.mark.parametrize("machine", ["q35", "pc"])
+def test_hot_plugged_devices_keep_their_place_across_restore(vk: VmkitEnv, machine: str) -> None:
+    """A disk and a NIC attached live are where the guest saw them after a restore: the guest
+    still uses them, and it releases them when they are detached afterwards (a restored QEMU
+    with another PCI layout leaves the unplug pending for ever)."""
+    vk.ok("define", str(vk.domain_xml("vm1", machine=machine)))
+    vk.ok("start", "vm1")
+    vk.wait_booted("vm1")
+    disk = vk.root / "hot.raw"
+    with disk.open("wb") as f:
+        f.truncate(8 << 20)
+    vk.ok("attach-disk", "vm1", str(disk), "vdb", "--live")
+    vk.ok("attach-interface", "vm1", "user", "--model", "virtio", "--live")
+    mac = vk.json("domiflist", "vm1")[0]["mac"]
+    deadline = time.monotonic() + 30
+    while "vdb" not in vk.guest("vm1", "ls /sys/block") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    vk.guest(
+        "vm1", "echo across-restore | dd of=/dev/vdb bs=512 count=1 conv=sync,fsync 2>/dev/null"
+    )
+    image = vk.root / "vm1.save"
+    vk.ok("save", "vm1", str(image))
+    vk.ok("restore", str(image))
+    assert "across-restore" in vk.guest("vm1", "dd if=/dev/vdb bs=512 count=1 2>/dev/null")
+    vk.ok("detach-interface", "vm1", "user", "--mac", mac, "--live", timeout=60)
+    vk.ok("detach-disk", "vm1", "vdb", "--live", timeout=60)
+    assert "vdb" not in vk.guest("vm1", "ls /sys/block")
+    assert vk.json("domiflist", "vm1") == []

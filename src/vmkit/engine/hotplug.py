@@ -25,7 +25,7 @@ from vmkit.engine.context import Context
 from vmkit.engine.runtime import is_active
 from vmkit.errors import InvalidConfig, QemuError, QmpError, VmkitError, WrongState
 from vmkit.model.defaults import DEFAULT_MACHINE
-from vmkit.model.devices import Address, ControllerType, Devices, Disk
+from vmkit.model.devices import Address, Controller, ControllerType, Devices, Disk
 from vmkit.model.domain import Domain
 from vmkit.qemu.argv_context import Family, OptValue, int_attr, machine_family
 from vmkit.state.records import DOMAIN, DomainEntry
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 NOT_RUNNING = "Requested operation is not valid: domain is not running"
 DETACH_TIMEOUT = 30.0
-_ROOT_PORTS = ("pcie-root-port", "ioh3420")
+ROOT_PORT_TYPES = ("pcie-root-port", "ioh3420")
 _PORT_ID_RE = re.compile(r"^pci\.(\d+)$")
 _USB_RE = re.compile(r"^usb\d*$")
 
@@ -205,7 +205,7 @@ def peripherals(mon: Monitor) -> dict[str, str]:
 
 def free_root_ports(mon: Monitor) -> list[str]:
     """Ids of the pcie-root-ports with nothing behind them, in index order."""
-    ports = {n for n, t in peripherals(mon).items() if t in _ROOT_PORTS}
+    ports = {n for n, t in peripherals(mon).items() if t in ROOT_PORT_TYPES}
     used: set[str] = set()
 
     def walk(devices: list[dict[str, Any]]) -> None:
@@ -226,8 +226,13 @@ def free_root_ports(mon: Monitor) -> list[str]:
 
 def pci_bus_props(
     mon: Monitor, dom: Domain, address: Address | None, what: str
-) -> dict[str, OptValue]:
-    """bus= (and addr=) for a PCI device plugged now: the XML's address, else a free slot."""
+) -> tuple[dict[str, OptValue], Address | None]:
+    """bus= and addr= for a PCI device plugged now: the XML's address, else a free place.
+
+    Returns the properties and, when vmkit chose the place, the address to record in the live
+    XML (`record_pci_place`): a QEMU started again from the live XML (restore, managed save,
+    a memory snapshot's revert) then has the device where the guest saw it.
+    """
     family = family_of(dom)
     if address is not None and address.type == "pci":
         bus, slot = int_attr(address, "bus", "."), int_attr(address, "slot", ".")
@@ -238,9 +243,10 @@ def pci_bus_props(
                 value=bus,
             )
         name = "pci.0" if bus == 0 else f"pci.{bus}"
-        return {"bus": name, "addr": f"{slot:#x}"}
+        return {"bus": name, "addr": f"{slot:#x}"}, None
     if family is Family.PC:
-        return {"bus": "pci.0"}
+        slot = _free_pc_slot(mon, what)
+        return {"bus": "pci.0", "addr": f"{slot:#x}"}, _pci_address(0, slot)
     free = free_root_ports(mon)
     if not free:
         raise WrongState(
@@ -250,7 +256,40 @@ def pci_bus_props(
             state="no free port",
             required="a free pcie-root-port",
         )
-    return {"bus": free[0], "addr": "0x0"}
+    return {"bus": free[0], "addr": "0x0"}, _pci_address(int(free[0].split(".")[1]), 0)
+
+
+def record_pci_place(dom: Domain, place: Address | None) -> Address | None:
+    """The address to give a device plugged at `place`; on q35 its root port is declared in
+    `dom` too (made at start, it was not in the XML), so the port keeps its number."""
+    if place is None:
+        return None
+    bus = int(place.attrs["bus"], 16)
+    ctrls = dom.devices.controllers
+    if bus and not any(c.type is ControllerType.PCI and c.index == bus for c in ctrls):
+        ctrls.append(Controller(type=ControllerType.PCI, index=bus, model="pcie-root-port"))
+    return place
+
+
+def _pci_address(bus: int, slot: int) -> Address:
+    attrs = {"domain": "0x0000", "bus": f"{bus:#04x}", "slot": f"{slot:#04x}", "function": "0x0"}
+    return Address(type="pci", attrs=attrs)
+
+
+def _free_pc_slot(mon: Monitor, what: str) -> int:
+    """The lowest slot of pci.0 that QEMU has nothing in (0 and 1 belong to the machine)."""
+    used = {0, 1}
+    for bus in mon.execute("query-pci"):
+        if bus.get("bus") == 0:
+            used |= {int(dev.get("slot", 0)) for dev in bus.get("devices") or []}
+    for slot in range(2, 32):
+        if slot not in used:
+            return slot
+    raise WrongState(
+        f"no free PCI slot left on pci.0 for {what}",
+        state="no free slot",
+        required="a free slot on pci.0",
+    )
 
 
 def unplug(mon: Monitor, dev_id: str, *, timeout: float, what: str) -> None:
@@ -361,10 +400,12 @@ def plug_block(mon: Monitor, dom: Domain, disk: Disk, what: str) -> None:
     parts = block_parts(dom, disk)
     _check_controllers(mon, parts, dom, what)
     devices: list[dict[str, Any]] = []
+    place: Address | None = None
     for dev in parts.devices:
         devices.append({"driver": dev.driver, **dev.props})
         if dev.slot is Slot.PORT:
-            devices[-1].update(pci_bus_props(mon, dom, dev.address, what))
+            props, place = pci_bus_props(mon, dom, dev.address, what)
+            devices[-1].update(props)
     nodes: list[str] = []
     plugged: list[str] = []
     try:
@@ -381,6 +422,8 @@ def plug_block(mon: Monitor, dom: Domain, disk: Disk, what: str) -> None:
         if isinstance(exc, QmpError):
             raise QemuError(f"cannot attach {what}: {exc.desc}") from exc
         raise
+    if place is not None and disk.address is None:
+        disk.address = record_pci_place(dom, place)
 
 
 def _check_controllers(mon: Monitor, parts: BlockParts, dom: Domain, what: str) -> None:

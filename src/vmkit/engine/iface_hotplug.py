@@ -41,6 +41,7 @@ from vmkit.engine.hotplug import (
     pci_bus_props,
     peripherals,
     quietly,
+    record_pci_place,
     refuse_microvm,
     unplug,
 )
@@ -270,7 +271,8 @@ def device_args(dom: Domain, nic: Interface, ids: NicIds) -> tuple[dict[str, Any
 def plug_nic(mon: Monitor, dom: Domain, nic: Interface, ids: NicIds, what: str) -> None:
     """netdev_add, device_add; the backend is removed again when the device is refused."""
     device, arg = device_args(dom, nic, ids)
-    device.update(pci_bus_props(mon, dom, arg.address, what))
+    props, place = pci_bus_props(mon, dom, arg.address, what)
+    device.update(props)
     try:
         mon.execute("netdev_add", netdev_args(nic, ids))
     except QmpError as exc:
@@ -282,6 +284,8 @@ def plug_nic(mon: Monitor, dom: Domain, nic: Interface, ids: NicIds, what: str) 
         if isinstance(exc, QmpError):
             raise QemuError(f"cannot attach {what}: {exc.desc}") from exc
         raise
+    if place is not None and nic.address is None:
+        nic.address = record_pci_place(dom, place)
 
 
 def unplug_nic(mon: Monitor, ids: NicIds, *, timeout: float, what: str) -> str | None:

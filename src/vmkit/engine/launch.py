@@ -14,6 +14,7 @@ from vmkit.engine.runfiles import RunFiles
 from vmkit.engine.states import TRACE_EVENTS
 from vmkit.model.domain import Domain, LifecycleAction
 from vmkit.qemu.argv import ArgvOptions, RuntimePaths, build_argv
+from vmkit.qemu.argv_context import HOTPLUG_PORTS
 
 
 def build_launch_argv(
@@ -23,13 +24,17 @@ def build_launch_argv(
     *,
     tsc_khz: int | None,
     taps: Mapping[int, str] | None = None,
+    root_ports: int | None = None,
 ) -> list[str]:
+    """The argv of a start; `root_ports` (restore) asks for exactly that many root ports."""
     opts = ArgvOptions(
         accel=ctx.accel().accel,
         binary=ctx.qemu_binary(),
         vhost_net=Path("/dev/vhost-net").exists(),
         tsc_khz=tsc_khz,
         taps=dict(taps or {}),
+        hotplug_ports=HOTPLUG_PORTS if root_ports is None else 0,
+        root_ports=root_ports or 0,
     )
     runtime = RuntimePaths(
         qmp_socket=files.qmp_socket,

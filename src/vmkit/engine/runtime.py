@@ -42,12 +42,14 @@ def launch_domain(
     *,
     paused: bool = False,
     incoming_fd: int | None = None,
+    root_ports: int | None = None,
 ) -> DomainRuntime:
     """Start QEMU for `dom`; return the stored runtime record. Caller holds the lock.
 
     `incoming_fd` makes QEMU load a migration stream from that descriptor (at its current
     offset) as it starts, with MIGRATION events on (restore); pass paused=True with it: the
-    caller waits for the load to finish and decides when to `cont`.
+    caller waits for the load to finish and decides when to `cont`. `root_ports` (with it)
+    makes exactly the pcie-root-ports the saved QEMU had.
     """
     from vmkit.engine.disks import check_disk_conflicts  # lazy: disks imports runtime
     from vmkit.engine.launch import build_launch_argv, needs_qmp_setup, setup_over_qmp
@@ -76,7 +78,9 @@ def launch_domain(
     try:
         files.create()
         made = create_taps(plan_taps(ctx, dom, taps))
-        argv = build_launch_argv(ctx, dom, files, tsc_khz=host_tsc_khz(), taps=taps)
+        argv = build_launch_argv(
+            ctx, dom, files, tsc_khz=host_tsc_khz(), taps=taps, root_ports=root_ports
+        )
         fds: tuple[int, ...] = ()
         if incoming_fd is not None:
             argv += ["-global", "migration.x-events=on", "-incoming", f"fd:{incoming_fd}"]

@@ -2,7 +2,8 @@
 
     offset 0    magic 'VMKITSAV' (8 bytes)
             8   format version (u32, little endian), 1
-           12   flags (u32): bit 0 = start running on restore
+           12   flags (u32): bit 0 = start running on restore; bits 8-15: the number of
+                pcie-root-ports QEMU had, plus 1 (0: not recorded)
            16   XML length in bytes (u32)
            20   stream offset (u32): where QEMU's stream starts (4 KiB aligned)
            24   stream length (u64): 0 while the save runs, written once QEMU finished
@@ -32,6 +33,7 @@ from vmkit.errors import InvalidConfig
 MAGIC = b"VMKITSAV"
 VERSION = 1
 FLAG_RUNNING = 1
+_PORTS_SHIFT = 8
 HEADER_SIZE = 64
 ALIGN = 4096
 QEMU_MAGIC = b"QEVM"
@@ -49,6 +51,7 @@ class SaveHeader:
     running: bool
     stream_offset: int
     stream_length: int
+    root_ports: int | None = None  # pcie-root-ports of the saved QEMU (q35), when recorded
 
 
 def stream_offset_for(xml_length: int) -> int:
@@ -56,13 +59,15 @@ def stream_offset_for(xml_length: int) -> int:
     return -(-(HEADER_SIZE + xml_length) // ALIGN) * ALIGN
 
 
-def build_header(xml: str, *, running: bool) -> bytes:
+def build_header(xml: str, *, running: bool, root_ports: int | None = None) -> bytes:
     """The bytes before QEMU's stream, with stream length 0 (not finished)."""
     data = xml.encode("utf-8")
     if len(data) > MAX_XML:
         raise InvalidConfig(f"domain XML too large for a save image ({len(data)} bytes)")
     offset = stream_offset_for(len(data))
     flags = FLAG_RUNNING if running else 0
+    if root_ports is not None:
+        flags |= (min(root_ports, 254) + 1) << _PORTS_SHIFT
     fixed = _FIXED.pack(MAGIC, VERSION, flags, len(data), offset, 0, zlib.crc32(data))
     head = fixed + struct.pack("<I", zlib.crc32(fixed))
     return head.ljust(HEADER_SIZE, b"\0") + data.ljust(offset - HEADER_SIZE, b"\0")
@@ -104,7 +109,14 @@ def parse_header(head: bytes, file_size: int, source: str) -> SaveHeader:
         raise _bad(source, "the domain XML in the header is corrupt")
     if head[offset : offset + len(QEMU_MAGIC)] != QEMU_MAGIC:
         raise _bad(source, "QEMU's state stream is missing")
-    return SaveHeader(data.decode("utf-8"), bool(flags & FLAG_RUNNING), offset, length)
+    ports = (flags >> _PORTS_SHIFT) & 0xFF
+    return SaveHeader(
+        data.decode("utf-8"),
+        bool(flags & FLAG_RUNNING),
+        offset,
+        length,
+        ports - 1 if ports else None,
+    )
 
 
 def read_header(path: str | Path) -> SaveHeader:

@@ -135,7 +135,7 @@ def write_state(
     """
     from vmkit.engine.migration import migrate_to_fd
 
-    header = build_header(xml, running=running)
+    header = build_header(xml, running=running, root_ports=_root_ports(qmp))
     part = target.with_name(f".{target.name}.vmkit-part")
     fd = _create(part, target)
     try:
@@ -161,6 +161,15 @@ def write_state(
         raise
     if keep and was_running:
         qmp.execute("cont")
+
+
+def _root_ports(qmp: QmpSession) -> int:
+    """How many pcie-root-ports the QEMU has: a restore makes exactly as many, so the guest
+    finds the PCI topology it enumerated (ports hot-plugged devices sit in included)."""
+    from vmkit.engine.hotplug import ROOT_PORT_TYPES
+
+    found = qmp.execute("qom-list", {"path": "/machine/peripheral"})
+    return sum(str(p.get("type", ""))[6:-1] in ROOT_PORT_TYPES for p in found)
 
 
 def _publish(part: Path, target: Path) -> None:
@@ -249,7 +258,14 @@ def restore_image(
     try:
         with open(source, "rb") as f:
             os.lseek(f.fileno(), image.stream_offset, os.SEEK_SET)
-            rt = launch_domain(ctx, definition, dom, paused=True, incoming_fd=f.fileno())
+            rt = launch_domain(
+                ctx,
+                definition,
+                dom,
+                paused=True,
+                incoming_fd=f.fileno(),
+                root_ports=image.root_ports,
+            )
     except OSError as exc:
         raise StorageError(f"cannot read save image {source}: {exc.strerror}") from exc
     try:

@@ -37,6 +37,9 @@ class RuntimePaths:
     run_dir: Path
 
 
+HOTPLUG_PORTS = 4  # q35: spare pcie-root-ports a start leaves free for hot-plug
+
+
 @dataclass(frozen=True)
 class ArgvOptions:
     """What the host decides for a run: accelerator, binary, vhost, TSC, taps, spare ports."""
@@ -46,7 +49,8 @@ class ArgvOptions:
     vhost_net: bool = False  # never vhost=on unless /dev/vhost-net exists
     tsc_khz: int | None = None  # host TSC kHz, for microvm's kernel command line
     taps: Mapping[int, str] = field(default_factory=dict)  # interface index -> tap name
-    hotplug_ports: int = 4  # q35: free pcie-root-ports left for hot-plug
+    hotplug_ports: int = HOTPLUG_PORTS  # q35: free pcie-root-ports left for hot-plug
+    root_ports: int = 0  # q35: at least this many root ports (restore: as many as QEMU had)
     now: datetime | None = None  # start time for <clock offset='variable'>; None: the clock
 
 

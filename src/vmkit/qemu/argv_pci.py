@@ -8,7 +8,9 @@ addresses cannot collide and the same domain always gives the same layout:
 - pc: bus 0, slot 2 upward (the primary video first, as libvirt does).
 - q35: video on pcie.0 (slot 1 upward); every other device on a pcie-root-port of its own, so
   it can be unplugged; declared ports that nothing uses are taken first, then new ones are
-  made. Afterwards at least `ArgvOptions.hotplug_ports` ports stay free for hot-plug. Ports
+  made. Afterwards at least `ArgvOptions.hotplug_ports` ports stay free for hot-plug, and
+  there are at least `ArgvOptions.root_ports` ports (a restore asks for exactly as many as the
+  saved QEMU had, with hotplug_ports 0: the guest must find the same PCI topology). Ports
   without an address are packed eight to a slot (multifunction) from slot 2 on, port number
   slot*8+function and chassis = index, like libvirt.
 - microvm: no PCI at all; a PCI address or controller there is an error.
@@ -117,6 +119,8 @@ def plan_pci(ctx: Ctx, devices: list[DeviceArg]) -> list[DeviceArg]:
         if not dev.bus_props:
             _place(lay, dev, _port_for(lay), 0, 0)
     while ctx.family is Family.Q35 and _free_ports(lay) < ctx.opts.hotplug_ports:
+        _new_port(lay)
+    while ctx.family is Family.Q35 and _ports(lay) < ctx.opts.root_ports:
         _new_port(lay)
     _pack_ports(lay)
     ports = [b.arg for b in sorted(lay.buses.values(), key=lambda b: b.index)]
@@ -268,19 +272,29 @@ def _place(lay: _Layout, dev: DeviceArg, bus: int, slot: int, fn: int) -> None:
 
 
 def _port_for(lay: _Layout) -> int:
-    """A free pcie-root-port: a declared one nobody uses, else a new one."""
-    for index in sorted(lay.buses):
+    """The lowest-numbered free pcie-root-port: a declared one nobody uses, or a new one at
+    the lowest free index (a port that hot-plug declared in the live XML keeps its number,
+    and the ports made around it get the numbers they had at the first start)."""
+    index = 1
+    while True:
+        if index not in lay.buses:
+            return _new_port(lay, index)
         if lay.port_free(index):
             return index
-    return _new_port(lay)
+        index += 1
+
+
+def _ports(lay: _Layout) -> int:
+    return sum(b.model == "pcie-root-port" for b in lay.buses.values())
 
 
 def _free_ports(lay: _Layout) -> int:
     return sum(lay.port_free(index) for index in lay.buses)
 
 
-def _new_port(lay: _Layout) -> int:
-    index = max(lay.buses, default=0) + 1
+def _new_port(lay: _Layout, index: int | None = None) -> int:
+    if index is None:
+        index = next(i for i in range(1, len(lay.buses) + 2) if i not in lay.buses)
     bus = _Bus(index, "pcie-root-port", "/domain/devices")
     bus.arg = _bus_arg(bus, None)
     lay.buses[index] = bus

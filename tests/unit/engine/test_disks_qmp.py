@@ -116,12 +116,28 @@ def test_plug_on_q35_uses_a_free_root_port() -> None:
     ]  # fmt: skip
 
 
-def test_plug_on_pc_goes_to_pci_0() -> None:
+def test_plug_on_pc_takes_the_first_free_slot_and_records_it() -> None:
     mon = FakeMonitor()
+    mon.replies["query-pci"] = [{"bus": 0, "devices": [{"slot": 2}, {"slot": 3}, {"slot": 5}]}]
     dom = domain("pc", vdb())
     plug_block(mon, dom, dom.devices.disks[0], WHAT)
     device = next(a for c, a in mon.calls if c == "device_add")
-    assert device["bus"] == "pci.0" and "addr" not in device
+    assert (device["bus"], device["addr"]) == ("pci.0", "0x4")
+    address = dom.devices.disks[0].address  # a restart from the live XML puts it there again
+    assert address is not None and (address.attrs["bus"], address.attrs["slot"]) == ("0x00", "0x04")
+
+
+def test_plug_on_q35_records_the_port_it_took() -> None:
+    mon = FakeMonitor()
+    mon.replies["query-pci"] = [{"bus": 0, "devices": [port(1, "a"), port(2), port(3)]}]
+    dom = domain("q35", vdb())
+    plug_block(mon, dom, dom.devices.disks[0], WHAT)
+    device = next(a for c, a in mon.calls if c == "device_add")
+    assert device["bus"] == "pci.2"
+    address = dom.devices.disks[0].address
+    assert address is not None and address.attrs["bus"] == "0x02"
+    ports = [c.index for c in dom.devices.controllers if c.model == "pcie-root-port"]
+    assert ports == [2]  # declared in the live XML, so a restore keeps its number
 
 
 def test_failed_device_add_deletes_the_nodes_it_added() -> None:

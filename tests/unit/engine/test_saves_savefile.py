@@ -22,8 +22,10 @@ XML = "<domain type='qemu'>\n  <name>vm1</name>\n</domain>\n"
 STREAM = b"QEVM\x00\x00\x00\x03" + b"x" * 5000
 
 
-def _image(xml: str = XML, stream: bytes = STREAM, *, running: bool = True) -> bytes:
-    header = build_header(xml, running=running)
+def _image(
+    xml: str = XML, stream: bytes = STREAM, *, running: bool = True, ports: int | None = None
+) -> bytes:
+    header = build_header(xml, running=running, root_ports=ports)
     offset, tail = length_field(header, len(stream))
     data = bytearray(header + stream)
     data[offset : offset + len(tail)] = tail
@@ -42,6 +44,13 @@ def test_round_trip(tmp_path: Path) -> None:
     assert h.running is False
     assert h.stream_offset == ALIGN
     assert h.stream_length == len(STREAM)
+    assert h.root_ports is None  # not recorded: a restore plans the ports as a start does
+
+
+@pytest.mark.parametrize("ports", [0, 5, 254])
+def test_root_ports_are_kept(tmp_path: Path, ports: int) -> None:
+    h = read_header(_write(tmp_path, _image(ports=ports)))
+    assert (h.root_ports, h.running) == (ports, True)
 
 
 def test_stream_starts_aligned_after_large_xml() -> None:

@@ -32,6 +32,12 @@ class FakeQemu:
             assert self.fd is not None
             os.write(self.fd, self.stream[: len(self.stream) // 2 if self.fail else None])
             return {}
+        if command == "qom-list":  # the peripherals: two root ports and a NIC
+            return [
+                {"name": "pci.1", "type": "child<pcie-root-port>"},
+                {"name": "pci.2", "type": "child<pcie-root-port>"},
+                {"name": "net0", "type": "child<virtio-net-pci>"},
+            ]
         if command == "query-migrate":
             if self.fail:
                 return {"status": "failed", "error-desc": self.fail}
@@ -57,11 +63,12 @@ def test_complete_image_is_written_and_named(tmp_path: Path) -> None:
     fake = FakeQemu()
     target = tmp_path / "vm1.save"
     write_state(_qmp(fake), target, XML, running=True, was_running=True, keep=False)
-    assert fake.calls[:2] == ["stop", "migrate-set-parameters"]
+    assert fake.calls[:3] == ["qom-list", "stop", "migrate-set-parameters"]
     assert "cont" not in fake.calls  # the caller quits QEMU
     header = read_header(target)
     assert header.xml == XML and header.running
     assert header.stream_length == len(fake.stream)
+    assert header.root_ports == 2  # a restore makes as many: the guest's PCI topology
     assert os.listdir(tmp_path) == ["vm1.save"]
 
 
