@@ -37,6 +37,19 @@ def test_guest_poweroff_is_shutdown(vk: VmkitEnv) -> None:
     assert_consistent(vk)
 
 
+def test_guest_reboot_with_on_reboot_destroy_is_shutdown(vk: VmkitEnv) -> None:
+    vk.ok("define", str(vk.domain_xml("nr", on_reboot="destroy")))
+    vk.ok("start", "nr")
+    vk.wait_booted("nr")
+    pid = qemu_pid(vk, "nr")
+    r = vk.run("console", "nr", input="reboot -f\n")
+    assert r.returncode == 0, r.stderr
+    wait_pid_dead(pid)  # -no-reboot: QEMU ends instead of resetting
+    assert vk.ok("domstate", "--reason", "nr") == "shut off (shutdown)\n\n"
+    assert run_dirs(vk) == set()
+    assert_consistent(vk)
+
+
 def test_kill9_is_crashed_also_after_reboot(vk: VmkitEnv) -> None:
     vk.ok("define", str(vk.domain_xml("k9")))
     vk.ok("start", "k9")

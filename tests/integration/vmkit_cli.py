@@ -97,6 +97,7 @@ class VmkitEnv:
         cmdline_extra: str = "",
         on_crash: str | None = None,
         on_poweroff: str | None = None,
+        on_reboot: str | None = None,
     ) -> Path:
         """Write a domain XML booting the tiny guest; returns its path."""
         assert self.image is not None, "VmkitEnv(image=...) needed"
@@ -105,6 +106,8 @@ class VmkitEnv:
         actions = ""
         if on_poweroff:
             actions += f"<on_poweroff>{on_poweroff}</on_poweroff>"
+        if on_reboot:
+            actions += f"<on_reboot>{on_reboot}</on_reboot>"
         if on_crash:
             actions += f"<on_crash>{on_crash}</on_crash>"
         xml = f"""<domain type='qemu'>

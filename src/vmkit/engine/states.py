@@ -63,7 +63,10 @@ TRACE_EVENT = "qemu_system_shutdown_request"
 # A QMP system_reset after a shutdown request (how `reboot` restarts a guest that powered off
 # for it) means that the QEMU went on running: the request is no longer why it stopped.
 RESET_TRACE_EVENT = "qmp_enter_system_reset"
-TRACE_EVENTS = (TRACE_EVENT, RESET_TRACE_EVENT)
+# QEMU entering the shutdown run state with no request traced before it stopped itself: with
+# -no-reboot (on_reboot='destroy') a guest reset does exactly that.
+RUNSTATE_TRACE_EVENT = "runstate_set"
+TRACE_EVENTS = (TRACE_EVENT, RESET_TRACE_EVENT, RUNSTATE_TRACE_EVENT)
 # A signal (SIGTERM, SIGINT, SIGHUP) ends QEMU without the trace: it says this on stderr (the log).
 _SIGNALLED = ": terminating on signal "
 
@@ -71,7 +74,9 @@ _SIGNALLED = ": terminating on signal "
 def last_shutdown_cause(log_text: str) -> str | None:
     """The cause of the last shutdown request QEMU wrote into its log, or None.
 
-    A reset traced after the request cancels it (the guest was rebooted, not stopped).
+    A reset traced after the request cancels it (the guest was rebooted, not stopped), and so
+    does a return to another run state. Entering the shutdown state with no request before it
+    is a guest reset under -no-reboot (on_reboot='destroy'): QEMU 7.2 traces no request then.
     """
     cause = None
     for line in log_text.splitlines():
@@ -80,6 +85,9 @@ def last_shutdown_cause(log_text: str) -> str | None:
             cause = _CAUSES.get(int(value), value) if value.isdigit() else value
         elif line.startswith(RESET_TRACE_EVENT):
             cause = None
+        elif line.startswith(RUNSTATE_TRACE_EVENT) and "new_state" in line:
+            stopped = line.rstrip().endswith("(shutdown)")
+            cause = (cause or "guest-reset") if stopped else None
         elif _SIGNALLED in line:
             cause = "host-signal"
     return cause
