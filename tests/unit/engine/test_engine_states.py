@@ -11,6 +11,11 @@ RESET = "qmp_enter_system_reset {}\n"
 SIGTERM = "qemu-system-x86_64: terminating on signal 15 from pid 4242 (/usr/bin/python3)\n"
 
 
+RUN = "runstate_set current_run_state 6 (prelaunch) new_state 9 (running)\n"
+TO_SHUTDOWN = "runstate_set current_run_state 9 (running) new_state 11 (shutdown)\n"
+SHUTDOWN_TO_RUN = "runstate_set current_run_state 11 (shutdown) new_state 9 (running)\n"
+
+
 @pytest.mark.parametrize(
     ("log", "cause", "reason"),
     [
@@ -31,6 +36,11 @@ SIGTERM = "qemu-system-x86_64: terminating on signal 15 from pid 4242 (/usr/bin/
             "guest-shutdown",
             "shutdown",
         ),
+        # QEMU 7.2 with -no-reboot: a guest reset traces no request, only the run state
+        (RUN + TO_SHUTDOWN, "guest-reset", states.SHUTDOWN),
+        (RUN + GUEST_OFF + TO_SHUTDOWN, "guest-shutdown", states.SHUTDOWN),
+        # on_poweroff=preserve, then `reboot` (reset + cont), then kill -9: a crash
+        (RUN + GUEST_OFF + TO_SHUTDOWN + RESET + SHUTDOWN_TO_RUN, None, states.CRASHED),
     ],
     ids=[
         "nothing",
@@ -45,6 +55,9 @@ SIGTERM = "qemu-system-x86_64: terminating on signal 15 from pid 4242 (/usr/bin/
         "reboot-then-poweroff",
         "reboot-then-sigterm",
         "other-lines",
+        "no-reboot-reset",
+        "poweroff-then-stopped",
+        "preserved-rebooted-killed",
     ],
 )
 def test_shutoff_reason_from_log(log: str, cause: str | None, reason: str) -> None:
@@ -55,3 +68,4 @@ def test_shutoff_reason_from_log(log: str, cause: str | None, reason: str) -> No
 def test_launch_traces_what_the_parser_reads() -> None:
     assert states.TRACE_EVENT in states.TRACE_EVENTS
     assert states.RESET_TRACE_EVENT in states.TRACE_EVENTS
+    assert states.RUNSTATE_TRACE_EVENT in states.TRACE_EVENTS
