@@ -114,8 +114,9 @@ def launch_domain(
     try:
         if setup:  # before the record: a start killed at -S is rolled back, never left frozen
             setup_over_qmp(files.qmp_socket, dom, resume=not paused)
-        stored = store.put_runtime(runtime)
-        store.log_event(DOMAIN, definition.uuid, definition.name, "started", reason)
+        with store.transaction():  # one commit (one WAL sync) for both
+            stored = store.put_runtime(runtime)
+            store.log_event(DOMAIN, definition.uuid, definition.name, "started", reason)
         fault_point("start:after-commit")
     except BaseException:
         kill_process(proc, signal.SIGKILL)

@@ -274,11 +274,12 @@ def restore_image(
         kill_failed_start(ctx, dom.uuid)
         raise
     store = ctx.store
-    if running:
-        store.set_state(dom.uuid, states.DomainState.RUNNING, reason)
-    else:
-        store.set_state(dom.uuid, states.DomainState.PAUSED, states.USER)
-    store.log_event(DOMAIN, dom.uuid, dom.name, "restored", str(source))
+    with store.transaction():
+        if running:
+            store.set_state(dom.uuid, states.DomainState.RUNNING, reason)
+        else:
+            store.set_state(dom.uuid, states.DomainState.PAUSED, states.USER)
+        store.log_event(DOMAIN, dom.uuid, dom.name, "restored", str(source))
     return lookup(ctx, dom.uuid)
 
 
