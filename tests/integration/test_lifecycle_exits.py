@@ -23,29 +23,23 @@ def wait_pid_dead(pid: int, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-def test_guest_poweroff_is_shutdown(vk: VmkitEnv) -> None:
-    vk.ok("define", str(vk.domain_xml("poff", machine="microvm")))
-    vk.ok("start", "poff")
-    vk.wait_booted("poff")
-    pid = qemu_pid(vk, "poff")
-    r = vk.run("console", "poff", input="poweroff\n")
+@pytest.mark.parametrize(
+    ("machine", "on_reboot", "command"),
+    [("microvm", None, "poweroff"), ("q35", "destroy", "reboot -f")],
+    ids=["poweroff", "reboot-with-on_reboot-destroy"],  # -no-reboot: QEMU ends, no reset
+)
+def test_guest_that_stops_itself_is_shutdown(
+    vk: VmkitEnv, machine: str, on_reboot: str | None, command: str
+) -> None:
+    vk.ok("define", str(vk.domain_xml("off", machine=machine, on_reboot=on_reboot)))
+    vk.ok("start", "off")
+    vk.wait_booted("off")
+    pid = qemu_pid(vk, "off")
+    r = vk.run("console", "off", input=f"{command}\n")
     assert r.returncode == 0, r.stderr
     wait_pid_dead(pid)
     assert run_dirs(vk) != set(), "nothing is cleaned up before a command runs"
-    assert vk.ok("domstate", "--reason", "poff") == "shut off (shutdown)\n\n"
-    assert run_dirs(vk) == set()
-    assert_consistent(vk)
-
-
-def test_guest_reboot_with_on_reboot_destroy_is_shutdown(vk: VmkitEnv) -> None:
-    vk.ok("define", str(vk.domain_xml("nr", on_reboot="destroy")))
-    vk.ok("start", "nr")
-    vk.wait_booted("nr")
-    pid = qemu_pid(vk, "nr")
-    r = vk.run("console", "nr", input="reboot -f\n")
-    assert r.returncode == 0, r.stderr
-    wait_pid_dead(pid)  # -no-reboot: QEMU ends instead of resetting
-    assert vk.ok("domstate", "--reason", "nr") == "shut off (shutdown)\n\n"
+    assert vk.ok("domstate", "--reason", "off") == "shut off (shutdown)\n\n"
     assert run_dirs(vk) == set()
     assert_consistent(vk)
 
