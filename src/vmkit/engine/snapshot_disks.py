@@ -14,7 +14,7 @@ file removes it again when the step fails. Callers hold the domain's lock.
 from __future__ import annotations
 
 import contextlib
-import secrets
+import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,7 +34,7 @@ _POLL = 0.01
 
 def run_job(qmp: QmpSession, command: str, args: dict[str, Any], *, timeout: float = 600.0) -> None:
     """Run a job command to its end (completing it when it waits to be); QemuError on failure."""
-    job = f"vmkit-{command}-{secrets.token_hex(3)}"
+    job = f"vmkit-{command}-{os.urandom(3).hex()}"
     qmp.execute(command, {"job-id": job, **args, **_JOB_DEFAULTS.get(command, {})})
     deadline = time.monotonic() + timeout
     while True:
@@ -77,7 +77,7 @@ def _node(nodes: dict[str, str], path: str) -> str:
 
 
 def _node_name(target: str) -> str:
-    return f"{target}-snap-{secrets.token_hex(3)}"
+    return f"{target}-snap-{os.urandom(3).hex()}"
 
 
 # -- qemu-img helpers -------------------------------------------------------------------------
