@@ -5,16 +5,22 @@ Pure path arithmetic plus the removal of a finished run's runtime files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from vmkit.state.frozen import Frozen
 from vmkit.state.paths import Paths
 
 
-@dataclass(frozen=True)
-class RunFiles:
+class RunFiles(Frozen):
+    """The run directory (sockets, pidfile) and the log directory of one domain run."""
+
+    _fields = ("run_dir", "log_dir")
+    __slots__ = _fields
     run_dir: Path
     log_dir: Path
+
+    def __init__(self, run_dir: Path, log_dir: Path) -> None:
+        self._init(run_dir, log_dir)
 
     @classmethod
     def for_domain(cls, paths: Paths, domain_id: int, uuid: str) -> RunFiles:

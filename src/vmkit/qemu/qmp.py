@@ -35,14 +35,17 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any
 
 from vmkit.errors import QemuError, QmpError
 
-Event = dict[str, Any]
-EventMatch = Callable[[Event], bool]
+TYPE_CHECKING = False  # typing costs every command that talks to QEMU ~2 ms at start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import TracebackType
+    from typing import Any
+
+    Event = dict[str, Any]
+    EventMatch = Callable[[Event], bool]
 
 MAX_BUFFERED_EVENTS = 1000
 _RECV_SIZE = 65536

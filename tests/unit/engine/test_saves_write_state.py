@@ -114,3 +114,9 @@ def test_unwritable_directory_is_a_storage_error(tmp_path: Path) -> None:
             was_running=True,
             keep=False,
         )
+
+
+def test_root_port_types_agree_with_hotplug() -> None:
+    from vmkit.engine import hotplug, saves
+
+    assert saves.ROOT_PORT_TYPES == hotplug.ROOT_PORT_TYPES
