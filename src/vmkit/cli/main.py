@@ -6,28 +6,37 @@ nothing heavy, and each command module imports engine/lxml/qemu.qmp inside its h
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from types import SimpleNamespace
 
 from vmkit.cli.registry import COMMANDS, GROUPS, Command
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, sized without `shutil` (with bz2/lzma: ~3 ms of start-up)."""
 
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        if width is None:
-            width = _columns() - 2  # as argparse does
-        super().__init__(prog, indent_increment, max_help_position, width)
+def _formatter() -> type[argparse.HelpFormatter]:
+    import argparse
+
+    class Formatter(argparse.HelpFormatter):
+        """argparse's help formatter, sized without `shutil` (with bz2/lzma: ~3 ms)."""
+
+        def __init__(
+            self,
+            prog: str,
+            indent_increment: int = 2,
+            max_help_position: int = 24,
+            width: int | None = None,
+        ) -> None:
+            if width is None:
+                width = _columns() - 2  # as argparse does
+            super().__init__(prog, indent_increment, max_help_position, width)
+
+    return Formatter
 
 
 def _columns() -> int:
@@ -42,9 +51,12 @@ def _columns() -> int:
 
 
 def _build_parser(only: str | None) -> argparse.ArgumentParser:
+    import argparse
+
+    formatter = _formatter()
     parser = argparse.ArgumentParser(
         prog="vmkit",
-        formatter_class=_Formatter,
+        formatter_class=formatter,
         description="KVM/QEMU virtualization manager with virsh's commands.",
         epilog="Run 'vmkit help' for the list of commands, 'vmkit COMMAND --help' for one.",
     )
@@ -58,10 +70,40 @@ def _build_parser(only: str | None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             continue
         module = importlib.import_module(cmd.module)
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help, formatter_class=_Formatter)
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help, formatter_class=formatter)
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
         module.add_arguments(name, p)
     return parser
+
+
+def _fast_args(name: str | None, argv: Sequence[str]) -> SimpleNamespace | None:
+    """The parsed arguments of a plain command line of a command its module lists in
+    FAST_ARGS (boolean flags and positionals only), as argparse would give them; None for
+    anything else, which argparse then parses (and explains)."""
+    if name is None:
+        return None
+    module = importlib.import_module(COMMANDS[name].module)
+    spec = getattr(module, "FAST_ARGS", {}).get(name)
+    if spec is None:
+        return None
+    flags, positionals = spec
+    values: dict[str, object] = {"json": False, "version": False, "connect": None}
+    values["command"] = name
+    values.update((flag[2:].replace("-", "_"), False) for flag in flags)
+    rest: list[str] = []
+    for arg in argv:
+        if arg == "--json":
+            values["json"] = True
+        elif arg in flags:
+            values[arg[2:].replace("-", "_")] = True
+        elif arg.startswith("-"):
+            return None
+        else:
+            rest.append(arg)
+    if rest[:1] != [name] or len(rest) != len(positionals) + 1:
+        return None
+    values.update(zip(positionals, rest[1:], strict=True))
+    return SimpleNamespace(**values)
 
 
 def _find_command(argv: Sequence[str]) -> str | None:
@@ -96,8 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name is not None and name not in COMMANDS:
         print(f"error: unknown command: '{name}'", file=sys.stderr)
         return 1
-    parser = _build_parser(name)
-    args = parser.parse_args(args_in)
+    args = _fast_args(name, args_in) or _build_parser(name).parse_args(args_in)
     if args.version and name is None:
         from vmkit import __version__
 

@@ -7,7 +7,6 @@ Every operation reconciles the records it reads with the processes before it ans
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from vmkit.engine import states
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from vmkit.engine.context import Context
     from vmkit.model.domain import Domain
 
-_MAC_RE = re.compile(r"<mac address=['\"]([0-9a-fA-F:]{17})['\"]")
+_MAC_PATTERN = r"<mac address=['\"]([0-9a-fA-F:]{17})['\"]"  # compiled where used: `re` is lazy
 
 
 def lookup(ctx: Context, key: str) -> DomainEntry:
@@ -70,9 +69,10 @@ def parse_and_check(ctx: Context, xml_text: str | bytes, source: str) -> Domain:
     except InvalidConfig as exc:
         exc.message = f"{source}: {exc.message}"  # name the file, as parse errors do
         raise
-    taken = [
-        m for d in ctx.store.list(DOMAIN) if d.uuid != dom.uuid for m in _MAC_RE.findall(d.xml)
-    ]
+    import re
+
+    macs = re.compile(_MAC_PATTERN)
+    taken = [m for d in ctx.store.list(DOMAIN) if d.uuid != dom.uuid for m in macs.findall(d.xml)]
     return complete_domain(dom, taken_macs=taken)
 
 

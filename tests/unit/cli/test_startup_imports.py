@@ -28,10 +28,9 @@ def test_net_modules_do_not_import_pyroute2() -> None:
 
 # `vmkit list --all` and `vmkit dominfo NAME` must stay within ~25 ms of `python -c pass`: their
 # path may not import lxml, QEMU's QMP library, pyroute2, the domain model (about 90 dataclasses)
-# or the modules that cost milliseconds each at start-up (typing, json, subprocess, ElementTree).
-# `dataclasses` (-> inspect, ~10 ms) is still imported: vmkit.state.records' classes are
-# dataclasses that callers `dataclasses.replace`. The check runs the real commands against a
-# temporary VMKIT_ROOT.
+# or the modules that cost milliseconds each at start-up (typing, json, subprocess, ElementTree,
+# dataclasses with inspect, argparse with gettext and locale, shutil). The check runs the real
+# commands against a temporary VMKIT_ROOT.
 LIST_PATH = (
     "import sys\n"
     "import vmkit.cli.main, vmkit.cli.domain_cmds\n"
@@ -41,7 +40,8 @@ LIST_PATH = (
     "assert main(['dominfo', 'tiny']) == 0\n"
     "assert main(['domstate', 'tiny']) == 0\n"
     "banned = ('lxml', 'qemu', 'pyroute2', 'vmkit.model.domain', 'vmkit.xml', 'vmkit.qemu',\n"
-    "          'typing', 'json', 'subprocess', 'xml.etree')\n"
+    "          'typing', 'json', 'subprocess', 'xml.etree', 'dataclasses', 'argparse',\n"
+    "          'shutil', 'locale', 'threading', 'asyncio')\n"
     "loaded = sorted(m for m in sys.modules\n"
     "                if any(m == b or m.startswith(b + '.') for b in banned))\n"
     "assert not loaded, loaded\n"
