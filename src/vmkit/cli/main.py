@@ -1,7 +1,8 @@
 """The `vmkit` entry point: finds the command, imports only its module, runs it, maps errors.
 
 Start-up must stay fast (`vmkit list` within ~25 ms of `python -c pass`): this module imports
-nothing heavy, and each command module imports engine/lxml/qemu.qmp inside its handlers.
+nothing heavy, each command module imports the engine, lxml and QMP inside its handlers, and
+a plain command line of the commands a module lists in FAST_ARGS is parsed without argparse.
 """
 
 from __future__ import annotations
