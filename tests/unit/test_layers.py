@@ -11,6 +11,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "vmkit"
 
 RANK = {
     "errors": 0,
+    "lazy": 0,
     "model": 1,
     "xml": 2,
     "qemu": 3,

@@ -18,6 +18,8 @@ import the others, which keeps commands that never probe the host fast.
 
 from __future__ import annotations
 
+from vmkit.lazy import lazy_getattr
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from vmkit.host.capabilities import HostFacts, read_host_facts, render_capabilities
@@ -67,14 +69,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'vmkit.host' has no attribute '{name}'")
-    import importlib
-
-    return getattr(importlib.import_module(f"vmkit.host.{home}"), name)
-
+__getattr__ = lazy_getattr(__name__, _HOME)
 
 __all__ = [
     "AccelInfo",

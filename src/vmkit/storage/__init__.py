@@ -16,6 +16,8 @@ The facade is lazy (PEP 562): importing one module (say qemuimg) does not import
 
 from __future__ import annotations
 
+from vmkit.lazy import lazy_getattr
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from vmkit.storage.display import (
@@ -86,14 +88,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'vmkit.storage' has no attribute '{name}'")
-    import importlib
-
-    return getattr(importlib.import_module(f"vmkit.storage.{home}"), name)
-
+__getattr__ = lazy_getattr(__name__, _HOME)
 
 __all__ = [
     "DEFAULT_POOL_NAME",
