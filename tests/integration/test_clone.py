@@ -15,6 +15,9 @@ pytestmark = pytest.mark.integration
 NIC = "<interface type='user'><model type='virtio'/></interface>"
 
 
+TO_VM2 = ("clone", "--original", "vm1", "--name", "vm2")  # the clone most tests make
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -38,7 +41,7 @@ def facts(vk: VmkitEnv, name: str) -> tuple[str, str, str]:
 
 def test_linked_clone_boots_and_leaves_the_base_alone(vk: VmkitEnv) -> None:
     base = original(vk)
-    out = vk.ok("clone", "--original", "vm1", "--name", "vm2", "--linked", "--auto-clone")
+    out = vk.ok(*TO_VM2, "--linked", "--auto-clone")
     assert out.endswith("Clone 'vm2' created successfully.\n")
     uuid1, mac1, src1 = facts(vk, "vm1")
     uuid2, mac2, src2 = facts(vk, "vm2")
@@ -62,7 +65,7 @@ def test_linked_clone_boots_and_leaves_the_base_alone(vk: VmkitEnv) -> None:
 def test_full_clone_copies_the_disk(vk: VmkitEnv) -> None:
     base = original(vk)
     copy = vk.root / "copy.qcow2"
-    vk.ok("clone", "--original", "vm1", "--name", "vm2", "--file", str(copy))
+    vk.ok(*TO_VM2, "--file", str(copy))
     assert facts(vk, "vm2")[2] == str(copy)
     assert facts(vk, "vm1")[2] == str(base)
     info = subprocess.run(
@@ -83,27 +86,19 @@ def test_paused_original_can_be_copied(vk: VmkitEnv) -> None:
     vk.wait_booted("vm1")
     vk.fails(
         5,
-        "clone",
-        "--original",
-        "vm1",
-        "--name",
-        "vm2",
+        *TO_VM2,
         "--auto-clone",
         match="must be paused or shut off",
     )
     vk.ok("suspend", "vm1")
     vk.fails(
         5,
-        "clone",
-        "--original",
-        "vm1",
-        "--name",
-        "vm2",
+        *TO_VM2,
         "--auto-clone",
         "--linked",
         match="must be shut off",
     )
-    vk.ok("clone", "--original", "vm1", "--name", "vm2", "--auto-clone")
+    vk.ok(*TO_VM2, "--auto-clone")
     assert (vk.root / "vm2.qcow2").exists()
 
 
@@ -113,26 +108,18 @@ def test_clone_refusals_leave_nothing_behind(vk: VmkitEnv) -> None:
     vk.fails(
         4, "clone", "--original", "vm1", "--name", "taken", "--auto-clone", match="already in use"
     )
-    vk.fails(2, "clone", "--original", "vm1", "--name", "vm2", match="--file is required")
+    vk.fails(2, *TO_VM2, match="--file is required")
     (vk.root / "exists.qcow2").write_bytes(b"")
     vk.fails(
         4,
-        "clone",
-        "--original",
-        "vm1",
-        "--name",
-        "vm2",
+        *TO_VM2,
         "--file",
         str(vk.root / "exists.qcow2"),
         match="already exists",
     )
     vk.fails(
         2,
-        "clone",
-        "--original",
-        "vm1",
-        "--name",
-        "vm2",
+        *TO_VM2,
         "--file",
         "/a.q",
         "--file",
@@ -143,11 +130,7 @@ def test_clone_refusals_leave_nothing_behind(vk: VmkitEnv) -> None:
     vk.ok("snapshot-create-as", "vm1", "s1")
     vk.fails(
         5,
-        "clone",
-        "--original",
-        "vm1",
-        "--name",
-        "vm2",
+        *TO_VM2,
         "--linked",
         "--auto-clone",
         match="has snapshots",
