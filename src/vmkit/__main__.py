@@ -1,5 +1,5 @@
 """`python -m vmkit` runs the CLI."""
 
-from vmkit.cli.main import main
+from vmkit.cli.main import entry
 
-raise SystemExit(main())
+entry()

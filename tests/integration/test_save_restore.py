@@ -54,6 +54,11 @@ def test_restore_follows_the_saved_state_unless_told(vk: VmkitEnv) -> None:
     vk.ok("restore", str(image), "--running")
     assert vk.ok("domstate", "vm1").strip() == "running"
     assert vk.guest("vm1", "echo alive") == "alive"
+    vk.ok("save", "vm1", str(image))  # saved running, restored paused: --paused wins
+    vk.ok("restore", str(image), "--paused")
+    assert vk.ok("domstate", "--reason", "vm1").strip() == "paused (user)"
+    vk.ok("resume", "vm1")
+    assert vk.guest("vm1", "echo alive again") == "alive again"
 
 
 def test_save_image_dumpxml_and_restore_of_an_undefined_domain(vk: VmkitEnv) -> None:

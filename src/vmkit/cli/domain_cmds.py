@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from vmkit.cli.output import emit, emit_json, fields, table
+from vmkit.cli.registry import FastSpec
 from vmkit.engine import domains
 from vmkit.engine.context import Context
 from vmkit.engine.states import is_active
@@ -48,8 +49,8 @@ _FAST_FLAGS: dict[str, dict[str, str]] = {
 # Commands whose arguments are only boolean flags and positionals: cli.main parses a plain
 # command line of theirs without argparse (which costs ~4 ms of start-up); anything else
 # (--help, an unknown or abbreviated option, a missing argument) goes through argparse.
-FAST_ARGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    name: (tuple(flags), () if name == "list" else ("domain",))
+FAST_ARGS: dict[str, FastSpec] = {
+    name: (tuple(flags), () if name == "list" else ("domain",), {})
     for name, flags in _FAST_FLAGS.items()
 }
 
@@ -66,7 +67,7 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--nvram", action="store_true", help="accepted for virsh habits")
     elif name in FAST_ARGS:
-        flags, positionals = FAST_ARGS[name]
+        flags, positionals, _ = FAST_ARGS[name]
         for dest in positionals:
             p.add_argument(dest, help="domain name, id or uuid")
         for flag in flags:

@@ -3,14 +3,34 @@ console, start-autostart. Messages follow virsh's words."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable
 
 from vmkit.cli.domain_cmds import read_xml_arg
 from vmkit.cli.output import emit, emit_json
+from vmkit.cli.registry import FastSpec
 from vmkit.engine import domains, lifecycle
 from vmkit.engine.context import Context
+
+TYPE_CHECKING = False  # argparse (with re, gettext, locale: ~4 ms) only for unusual lines
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    Handler = Callable[[Context, argparse.Namespace], int]
+    Action = Callable[[Context, argparse.Namespace], object]
+
+_TIMEOUT: dict[str, object] = {"timeout": 60.0, "mode": "acpi"}
+# A plain line of these is parsed without argparse (cli.main); options with a value
+# (--timeout, --mode) and anything else go through argparse.
+FAST_ARGS: dict[str, FastSpec] = {
+    "start": (("--paused", "--console"), ("domain",), {}),
+    "shutdown": (("--wait",), ("domain",), _TIMEOUT),
+    "reboot": ((), ("domain",), _TIMEOUT),
+    "reset": ((), ("domain",), {}),
+    "destroy": (("--graceful",), ("domain",), {}),
+    "suspend": ((), ("domain",), {}),
+    "resume": ((), ("domain",), {}),
+}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -44,9 +64,6 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
 def run(name: str, args: argparse.Namespace) -> int:
     with Context.open() as ctx:
         return _HANDLERS[name](ctx, args)
-
-
-Handler = Callable[[Context, argparse.Namespace], int]
 
 
 def _say(args: argparse.Namespace, name: str, text: str, **extra: object) -> None:
@@ -97,9 +114,6 @@ def _shutdown(ctx: Context, args: argparse.Namespace) -> int:
     else:
         _say(args, name, f"Domain '{name}' is being shutdown")
     return 0
-
-
-Action = Callable[[Context, argparse.Namespace], object]
 
 
 def _simple(action: Action, text: str) -> Handler:

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from vmkit.state.frozen import Frozen
 
+# A command's argparse-free spec (cli.main._fast_args): its boolean flags, its positionals,
+# and the values argparse gives its other options when they are absent.
+FastSpec = tuple[tuple[str, ...], tuple[str, ...], dict[str, object]]
+
 
 class Command(Frozen):
     _fields = ("module", "help")

@@ -5,13 +5,28 @@ Messages follow virsh's (and virt-clone's) words; `--json` prints the same facts
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-
 from vmkit.cli.output import emit, emit_json
+from vmkit.cli.registry import FastSpec
 from vmkit.engine.context import Context
 
-Handler = Callable[[Context, argparse.Namespace], int]
+TYPE_CHECKING = False  # argparse (with re, gettext, locale: ~4 ms) only for unusual lines
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    Handler = Callable[[Context, argparse.Namespace], int]
+
+_STATE: dict[str, object] = {"running": False, "paused": False}
+_ACCEPTED = ("--bypass-cache", "--verbose")
+# A plain line of these is parsed without argparse (cli.main); --running/--paused (mutually
+# exclusive), --xml and anything else go through argparse.
+FAST_ARGS: dict[str, FastSpec] = {
+    "save": (_ACCEPTED, ("domain", "file"), _STATE),
+    "restore": (_ACCEPTED, ("file",), {**_STATE, "xml": None}),
+    "managedsave": (_ACCEPTED, ("domain",), _STATE),
+    "managedsave-remove": ((), ("domain",), {}),
+    "save-image-dumpxml": (("--security-info",), ("file",), {}),
+}
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:

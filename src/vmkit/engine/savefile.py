@@ -25,10 +25,10 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from vmkit.errors import InvalidConfig
+from vmkit.state.frozen import Frozen
 
 MAGIC = b"VMKITSAV"
 VERSION = 1
@@ -43,15 +43,26 @@ _LENGTH_AT = 24
 MAX_XML = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class SaveHeader:
-    """What a save image says about itself."""
+class SaveHeader(Frozen):
+    """What a save image says about itself (a Frozen record: no `dataclasses` on save)."""
 
+    _fields = ("xml", "running", "stream_offset", "stream_length", "root_ports")
+    __slots__ = _fields
     xml: str
     running: bool
     stream_offset: int
     stream_length: int
-    root_ports: int | None = None  # pcie-root-ports of the saved QEMU (q35), when recorded
+    root_ports: int | None  # pcie-root-ports of the saved QEMU (q35), when recorded
+
+    def __init__(
+        self,
+        xml: str,
+        running: bool,
+        stream_offset: int,
+        stream_length: int,
+        root_ports: int | None = None,
+    ) -> None:
+        self._init(xml, running, stream_offset, stream_length, root_ports)
 
 
 def stream_offset_for(xml_length: int) -> int:

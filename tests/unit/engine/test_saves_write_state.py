@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from vmkit.engine.migration import FDNAME, MAX_BANDWIDTH
 from vmkit.engine.savefile import read_header
 from vmkit.engine.saves import write_state
 from vmkit.errors import QemuError, StorageError
@@ -22,12 +23,15 @@ class FakeQemu:
 
     def __init__(self, *, fail: str | None = None, stream: bytes = b"QEVM" + b"s" * 9000) -> None:
         self.calls: list[str] = []
+        self.args: dict[str, Any] = {}
+        self.fd_offset: int | None = None
         self.fail = fail
         self.stream = stream
         self.fd: int | None = None
 
     def execute(self, command: str, args: dict[str, Any] | None = None, **_: Any) -> Any:
         self.calls.append(command)
+        self.args[command] = args
         if command == "migrate":
             assert self.fd is not None
             os.write(self.fd, self.stream[: len(self.stream) // 2 if self.fail else None])
@@ -53,6 +57,7 @@ class FakeQemu:
     def send_fd(self, fd: int, fdname: str, **_: Any) -> None:
         self.calls.append(f"getfd:{fdname}")
         self.fd = fd
+        self.fd_offset = os.lseek(fd, 0, os.SEEK_CUR)
 
 
 def _qmp(fake: FakeQemu) -> QmpSession:
@@ -70,6 +75,19 @@ def test_complete_image_is_written_and_named(tmp_path: Path) -> None:
     assert header.stream_length == len(fake.stream)
     assert header.root_ports == 2  # a restore makes as many: the guest's PCI topology
     assert os.listdir(tmp_path) == ["vm1.save"]
+
+
+def test_qemu_streams_unthrottled_into_the_passed_fd_after_the_header(tmp_path: Path) -> None:
+    fake = FakeQemu()
+    target = tmp_path / "vm1.save"
+    write_state(_qmp(fake), target, XML, running=True, was_running=True, keep=False)
+    # QEMU 7.2 caps migration at 128 MiB/s unless told otherwise
+    assert fake.args["migrate-set-parameters"] == {"max-bandwidth": MAX_BANDWIDTH}
+    assert MAX_BANDWIDTH >= 10 * 1024**3
+    getfd = [c for c in fake.calls if c.startswith("getfd:")]
+    assert getfd == [f"getfd:{FDNAME}"]
+    assert fake.args["migrate"] == {"uri": f"fd:{FDNAME}"}  # fd: works under -sandbox on
+    assert fake.fd_offset == read_header(target).stream_offset  # QEMU writes from there
 
 
 def test_memory_snapshot_keeps_the_guest_running(tmp_path: Path) -> None:
