@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from vmkit_cli import VmkitEnv, ext4_qcow2
+from vmkit_cli import VmkitEnv, ext4_qcow2, on_a_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +137,13 @@ def test_clone_refusals_leave_nothing_behind(vk: VmkitEnv) -> None:
     )
     assert sorted(vk.ok("list", "--all", "--name").split()) == ["taken", "vm1"]
     assert sorted(p.name for p in vk.root.glob("*.qcow2")) == ["exists.qcow2", "vm1.qcow2"]
+
+
+def test_full_clone_draws_a_bar_on_a_terminal_and_nothing_in_scripts(vk: VmkitEnv) -> None:
+    original(vk)
+    proc, drawn = on_a_terminal(vk.env, *TO_VM2, "--auto-clone")
+    assert proc.returncode == 0
+    assert b"Allocating 'vm2.qcow2'" in drawn and b"100%" in drawn
+    assert proc.stdout == b"\nClone 'vm2' created successfully.\n"
+    out = vk.ok("clone", "--original", "vm1", "--name", "vm3", "--auto-clone")
+    assert out == "\nClone 'vm3' created successfully.\n"  # piped: no progress lines

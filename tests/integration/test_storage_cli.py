@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from vmkit_cli import on_a_terminal
 
 pytestmark = [
     pytest.mark.integration,
@@ -219,31 +219,7 @@ def test_import_vmdk(vk: Vmkit, pool: Path) -> None:
 
 def test_progress_bar_on_a_terminal(vk: Vmkit, pool: Path) -> None:
     vk("vol-create-as", "itest", "big.raw", "64M")
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "vmkit", "vol-clone", "big.raw", "copy.raw", "--pool", "itest"],
-            env=vk.env,
-            stdout=subprocess.PIPE,
-            stderr=slave,
-            timeout=120,
-            check=False,
-        )
-        os.close(slave)
-        slave = -1
-        drawn = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
+    proc, drawn = on_a_terminal(vk.env, "vol-clone", "big.raw", "copy.raw", "--pool", "itest")
     assert proc.returncode == 0
     assert b"Cloning" in drawn and b"100%" in drawn
     assert proc.stdout == b"Vol copy.raw cloned from big.raw\n\n"

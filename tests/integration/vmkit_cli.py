@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import re
 import shutil
 import signal
@@ -246,3 +247,35 @@ def ext4_qcow2(path: Path, mib: int = 32) -> Path:
     )
     raw.unlink()
     return path
+
+
+def on_a_terminal(
+    env: dict[str, str], *args: str
+) -> tuple[subprocess.CompletedProcess[bytes], bytes]:
+    """Run the CLI with stderr on a pty (stdout piped); (result, what the terminal got)."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vmkit", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=120,
+            check=False,
+        )
+        os.close(slave)
+        slave = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    return proc, drawn

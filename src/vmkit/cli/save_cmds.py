@@ -5,6 +5,8 @@ Messages follow virsh's (and virt-clone's) words; `--json` prints the same facts
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from vmkit.cli.output import emit, emit_json
 from vmkit.cli.registry import FastSpec
 from vmkit.engine.context import Context
@@ -12,7 +14,10 @@ from vmkit.engine.context import Context
 TYPE_CHECKING = False  # argparse (with re, gettext, locale: ~4 ms) only for unusual lines
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+
+    from vmkit.engine.clone import Progress as DiskProgress
+    from vmkit.storage.qemuimg import ProgressCallback
 
     Handler = Callable[[Context, argparse.Namespace], int]
 
@@ -146,15 +151,16 @@ def _save_image_dumpxml(ctx: Context, args: argparse.Namespace) -> int:
 def _clone(ctx: Context, args: argparse.Namespace) -> int:
     from vmkit.engine.clone import clone_domain
 
-    result = clone_domain(
-        ctx,
-        args.original,
-        args.name,
-        files=args.file,
-        auto=args.auto_clone,
-        linked=args.linked,
-        progress=None if args.json else _progress,
-    )
+    with _progress_bars(args) as progress:
+        result = clone_domain(
+            ctx,
+            args.original,
+            args.name,
+            files=args.file,
+            auto=args.auto_clone,
+            linked=args.linked,
+            progress=progress,
+        )
     if args.json:
         emit_json(
             {
@@ -180,8 +186,31 @@ def _clone(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(message: str) -> None:
-    emit(message + "\n")
+@contextmanager
+def _progress_bars(args: argparse.Namespace) -> Iterator[DiskProgress | None]:
+    """virt-clone's `Allocating 'FILE'` with a bar per new image, on stderr when it is a
+    terminal (and the output is not JSON); nothing in scripts."""
+    import sys
+
+    if args.json or not sys.stderr.isatty():
+        yield None
+        return
+    from vmkit.cli.vol_cmds import ProgressBar
+
+    bars: list[ProgressBar] = []
+
+    def start(file_name: str) -> ProgressCallback:
+        if bars:
+            bars[-1].close()
+        bars.append(ProgressBar(f"Allocating '{file_name}'", sys.stderr))
+        bars[-1](0.0)
+        return bars[-1]
+
+    try:
+        yield start
+    finally:
+        if bars:
+            bars[-1].close()
 
 
 _HANDLERS: dict[str, Handler] = {

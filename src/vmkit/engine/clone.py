@@ -33,9 +33,17 @@ from vmkit.errors import CommandFailed, Conflict, InvalidConfig, VmkitError, Wro
 from vmkit.model.devices import Disk, DiskFormat, DiskType
 from vmkit.model.domain import Domain
 from vmkit.state.records import DOMAIN, SNAPSHOT, DomainEntry
-from vmkit.storage.qemuimg import QemuImg, convert_argv, remove_on_failure
+from vmkit.storage.qemuimg import (
+    ProgressCallback,
+    ProgressParser,
+    QemuImg,
+    convert_argv,
+    remove_on_failure,
+)
 
-Progress = Callable[[str], None]
+# Called with each new image's file name as it is made; returns what gets the copy's
+# percentages (0.0 .. 100.0), or None.
+Progress = Callable[[str], ProgressCallback | None]
 
 
 @dataclass(frozen=True)
@@ -190,21 +198,27 @@ def _make_images(
     for disk, path in zip(disks, paths, strict=True):
         assert disk.source is not None
         fmt = str(disk.driver_type or DiskFormat.RAW)
-        if progress is not None:
-            progress(f"Allocating '{os.path.basename(path)}'")
+        report = progress(os.path.basename(path)) if progress is not None else None
         made.append(path)
         if linked:
             img.create(path, "qcow2", None, backing=disk.source, backing_format=fmt)
         else:
-            _copy(img, disk.source, path, fmt, forced)
+            _copy(img, disk.source, path, fmt, forced, report)
+        if report is not None:
+            report(100.0)
         out.append(ClonedDisk(disk.target_dev, disk.source, path))
     return out
 
 
-def _copy(img: QemuImg, src: str, dst: str, fmt: str, forced: bool) -> None:
-    argv = convert_argv(src, dst, dst_format=fmt, src_format=fmt, force_share=forced)
+def _copy(
+    img: QemuImg, src: str, dst: str, fmt: str, forced: bool, report: ProgressCallback | None
+) -> None:
+    argv = convert_argv(
+        src, dst, dst_format=fmt, src_format=fmt, force_share=forced, progress=report is not None
+    )
+    parser = ProgressParser(report) if report is not None else None
     with remove_on_failure(dst):
-        done = img.runner.run(argv)
+        done = img.runner.run(argv, on_stdout=parser.feed if parser is not None else None)
         if done.rc != 0:
             raise CommandFailed(argv, done.rc, done.stderr or done.stdout)
 
