@@ -220,6 +220,7 @@ def _location(value: str, flag: str) -> SnapshotLocation:
 def _list(ctx: Context, args: argparse.Namespace) -> int:
     from vmkit.engine.snapshots import list_snapshots
 
+    _check_list_args(args)
     _, snaps = list_snapshots(ctx, args.domain)
     by_name = {s.name: s for s in snaps if s.name}
     start = args.from_
@@ -240,6 +241,33 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
     else:
         emit(_table(shown, parent=args.parent) + "\n")
     return 0
+
+
+_LIST_EXCLUSIVE = [
+    ("tree", "name"),
+    ("parent", "roots"),
+    ("parent", "tree"),
+    ("roots", "tree"),
+    ("roots", "from_"),
+    ("roots", "current"),
+]
+_TREE_FILTERS = ("leaves", "no_leaves", "inactive", "active", "disk_only", "internal", "external")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.rstrip("_").replace("_", "-")
+
+
+def _check_list_args(args: argparse.Namespace) -> None:
+    """Refuse what virsh refuses: options that exclude each other, filters with --tree."""
+    for one, other in _LIST_EXCLUSIVE:
+        if getattr(args, one) and getattr(args, other):
+            raise InvalidConfig(f"Options {_flag(one)} and {_flag(other)} are mutually exclusive")
+    for dest in _TREE_FILTERS:
+        if args.tree and getattr(args, dest):
+            raise InvalidConfig(f"{_flag(dest)} and --tree are mutually exclusive")
+    if args.descendants and not (args.from_ or args.current):
+        raise InvalidConfig("--descendants requires either --from or --current")
 
 
 def _filtered(

@@ -388,7 +388,10 @@ def delete_snapshot(
     `metadata_only` forgets the snapshots and leaves every image and file as it is (libvirt's
     --metadata). Otherwise each snapshot's state is removed: internal snapshots from the images,
     external ones merged away (snapshot_chain.py) and their memory image deleted.
+    `children` and `children_only` exclude each other, as in libvirt.
     """
+    if children and children_only:
+        raise InvalidConfig("Options --children and --children-only are mutually exclusive")
     uuid = locked_lookup(ctx, key).uuid
     with ctx.lock(DOMAIN, uuid):
         entry = lookup(ctx, uuid)
