@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from vmkit.cli.snapshot_cmds import _diskspec, _memspec, _table, _tree
+from vmkit.cli.snapshot_cmds import _diskspec, _memspec
+from vmkit.cli.snapshot_listing import table, tree
 from vmkit.errors import InvalidConfig
 from vmkit.model.snapshot import DomainSnapshot, SnapshotLocation, SnapshotState
 
@@ -29,7 +30,7 @@ def _snap(name: str, parent: str | None = None) -> DomainSnapshot:
 
 
 def test_table_like_virsh() -> None:
-    assert _table([_snap("s1"), _snap("s2", "s1")], parent=False) == (
+    assert table([_snap("s1"), _snap("s2", "s1")], parent=False) == (
         " Name   Creation Time               State\n"
         "---------------------------------------------\n"
         " s1     2026-11-25 15:52:01 +0000   running\n"
@@ -38,7 +39,7 @@ def test_table_like_virsh() -> None:
 
 
 def test_table_with_parent_keeps_virsh_trailing_spaces() -> None:
-    assert _table([_snap("s1"), _snap("s2", "s1")], parent=True) == (
+    assert table([_snap("s1"), _snap("s2", "s1")], parent=True) == (
         " Name   Creation Time               State     Parent\n"
         "------------------------------------------------------\n"
         " s1     2026-11-25 15:52:01 +0000   running   \n"
@@ -47,7 +48,7 @@ def test_table_with_parent_keeps_virsh_trailing_spaces() -> None:
 
 
 def test_empty_table_like_virsh() -> None:
-    assert _table([], parent=False) == (
+    assert table([], parent=False) == (
         " Name   Creation Time   State\n-------------------------------\n"
     )
 
@@ -61,7 +62,7 @@ def test_tree_like_virsh() -> None:
         _snap("e", "d"),
         _snap("f", "b"),
     ]
-    assert _tree(snaps, None) == (
+    assert tree(snaps, None) == (
         "a\n"
         "  |\n"
         "  +- b\n"
@@ -77,11 +78,11 @@ def test_tree_like_virsh() -> None:
 
 
 def test_tree_with_several_roots_like_virsh() -> None:
-    assert _tree([_snap("b"), _snap("c", "b"), _snap("d")], None) == ("b\n  |\n  +- c\n    \nd\n\n")
+    assert tree([_snap("b"), _snap("c", "b"), _snap("d")], None) == ("b\n  |\n  +- c\n    \nd\n\n")
 
 
 def test_tree_from_a_snapshot_starts_there() -> None:
-    assert _tree([_snap("b", "a"), _snap("c", "b")], "b") == "b\n  |\n  +- c\n    \n"
+    assert tree([_snap("b", "a"), _snap("c", "b")], "b") == "b\n  |\n  +- c\n    \n"
 
 
 def test_diskspec() -> None:
