@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from vmkit_cli import VmkitEnv
 
+from vmkit.qemu.qmp import QmpSession
+
 pytestmark = pytest.mark.integration
 
 DATA = "vmkit-disk-data-42"
@@ -32,6 +34,14 @@ def boot(vk: VmkitEnv, name: str, *, machine: str = "q35", devices: str = "") ->
 
 def guest_disks(vk: VmkitEnv, name: str) -> list[str]:
     return vk.guest(name, "ls /sys/block").split()
+
+
+def media_in_qemu(vk: VmkitEnv) -> list[str | None]:
+    """The file in each removable drive of the one running domain, as QEMU says (query-block)."""
+    [sock] = (vk.root / "run" / "dom").glob("*/qmp.sock")
+    with QmpSession.connect(sock) as qmp:
+        blocks = qmp.execute("query-block")
+    return [b.get("inserted", {}).get("file") for b in blocks if b.get("removable")]
 
 
 def wait_guest_disks(vk: VmkitEnv, name: str, want: list[str], timeout: float = 15) -> None:
@@ -153,6 +163,22 @@ def test_change_media_eject_insert(vk: VmkitEnv) -> None:
     assert vk.ok("change-media", "vm", "sda", str(iso)) == "Successfully updated media.\n\n"
     assert str(iso) in vk.ok("domblklist", "vm")
     assert str(iso) not in vk.ok("dumpxml", "--inactive", "vm")  # --current: live only
+    # --update replaces the media of a drive that has some; with no source it ejects (virsh)
+    other = vk.root / "b.iso"
+    other.write_bytes(b"VMKIT-ISO-B".ljust(2048, b"\x00") * 32)
+    assert vk.ok("change-media", "vm", "sda", "--update", str(other)) == (
+        "Successfully updated media.\n\n"
+    )
+    blk = vk.ok("domblklist", "vm")
+    assert str(other) in blk and str(iso) not in blk
+    assert vk.ok("domblkinfo", "vm", "sda").startswith(f"Capacity:       {2048 * 32}\n")
+    assert media_in_qemu(vk) == [str(other)]  # the tiny guest has no cdrom driver to ask
+    assert vk.ok("change-media", "vm", "sda", "--update") == "Successfully updated media.\n\n"
+    assert " sda      -" in vk.ok("domblklist", "vm")
+    assert media_in_qemu(vk) == [None]
+    vk.ok("change-media", "vm", "sda", "--update", str(iso))  # and fills an empty drive
+    assert str(iso) in vk.ok("domblklist", "vm")
+    assert media_in_qemu(vk) == [str(iso)]
     # attach-disk --type cdrom on the drive changes its media, as libvirt does
     vk.ok("attach-disk", "vm", "", "sda", "--type", "cdrom")
     assert " sda      -" in vk.ok("domblklist", "vm")
@@ -230,18 +256,6 @@ def test_failed_device_add_leaves_no_block_nodes(vk: VmkitEnv) -> None:
     wait_guest_disks(vk, "vm", ["vda"])
 
 
-def _start_checks_images() -> bool:
-    import inspect
-
-    from vmkit.engine import runtime
-
-    return "check_disk_conflicts" in inspect.getsource(runtime.launch_domain)
-
-
-@pytest.mark.skipif(
-    not _start_checks_images(),
-    reason="launch_domain does not call engine.disks.check_disk_conflicts yet",
-)
 def test_start_refuses_an_image_a_running_domain_writes(vk: VmkitEnv) -> None:
     disk = image(vk, "w.raw")
     devices = f"<disk type='file'><source file='{disk}'/><target dev='vda'/></disk>"

@@ -199,7 +199,7 @@ def test_upload_download_round_trip(vk: Vmkit, pool: Path) -> None:
     part = vk.root / "part.bin"
     vk("vol-download", "data.raw", str(part), "itest", "--offset", "1000", "--length", "10")
     assert part.read_bytes() == src.read_bytes()[1000:1010]
-    assert vk.json("vol-upload", "data.raw", str(src), "--pool", "itest", "--offset", "1M") == {
+    assert vk.json("vol-upload", "data.raw", str(src), "--pool", "itest", "--offset", "1000") == {
         "vol": "data.raw",
         "file": str(src),
         "bytes": 3 * MiB + 123,

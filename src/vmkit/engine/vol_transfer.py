@@ -1,8 +1,9 @@
 """Bytes in and out of volumes: vol-upload, vol-download (offset, length) and vol-wipe.
 
-Upload is refused while a running domain uses the volume (its QEMU writes the same file); wipe
-while any domain names it as a disk or another volume uses it as backing file. A download into
-a file this call created is removed again when the download fails.
+Upload is refused while a running domain uses the volume (its QEMU writes the same file), and
+when it would end past the volume's capacity (a volume never grows by an upload: vol-resize);
+wipe while any domain names it as a disk or another volume uses it as backing file. A download
+into a file this call created is removed again when the download fails.
 """
 
 from __future__ import annotations
@@ -41,12 +42,21 @@ def upload(
     length: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> int:
-    """vol-upload from an open binary stream; returns the bytes written."""
+    """vol-upload from an open binary stream; returns the bytes written. Refused, before anything
+    is written, when offset + length (else + the stream's size, when it has one) goes past the
+    volume's capacity: libvirt writes on and grows the file (or fails on a block device)."""
     ref = lookup_volume(ctx, vol, pool_key)
     with locked(ctx, ref.path):
         refuse_running_users(ref, domain_users(ctx, ref.path, running_only=True), "upload to")
+        capacity = describe(ctx, ref).capacity or 0  # 0: the file's size is the limit
         done = upload_volume(
-            ref.pool, ref.name, src, offset=offset, length=length, progress=progress
+            ref.pool,
+            ref.name,
+            src,
+            offset=offset,
+            length=length,
+            capacity=capacity,
+            progress=progress,
         )
         ctx.store.log_event(VOLUME, ref.entry.uuid, ref.name, "uploaded", f"{done} bytes")
         return done

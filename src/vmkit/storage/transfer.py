@@ -6,18 +6,21 @@ volume writes that image's bytes). Wipe overwrites the file's data with zeros (h
 file already read as zeros and stay holes); a non-raw image (qcow2, ...) is then formatted
 again with the same format, virtual size and backing file, so it stays a usable, empty volume
 instead of the headerless file libvirt leaves behind. A volume used by a domain is refused for
-upload and wipe (`in_use_by` names them).
+upload and wipe (`in_use_by` names them). An upload never ends past the capacity it is given
+(libvirt's grows the file), and a full disk is met before its first byte is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import stat
 from collections.abc import Sequence
 from typing import BinaryIO
 
 from vmkit.errors import InvalidConfig, StorageError
-from vmkit.model.storage import Pool, Volume
+from vmkit.model.storage import Pool, Volume, format_size
 from vmkit.storage.paths import volume_path
 from vmkit.storage.qemuimg import ProgressCallback, QemuImg
 from vmkit.storage.volumes import (
@@ -38,31 +41,144 @@ def upload_volume(
     *,
     offset: int = 0,
     length: int | None = None,
+    capacity: int | None = None,
     in_use_by: Sequence[str] = (),
     progress: ProgressCallback | None = None,
 ) -> int:
     """Write `src` into the volume from byte `offset` (at most `length` bytes); returns the
-    number of bytes written. The file is not truncated (as with virsh vol-upload)."""
+    number of bytes written. The file is not truncated (as with virsh vol-upload).
+
+    With `capacity`, an upload ending past it (offset + length, else + the size of `src`) is
+    refused before anything is written; past the file's size counts only where the file is
+    smaller than `capacity` (a qcow2 volume). An upload whose holes to fill need more space than
+    the file system has free is refused before writing too, and the range is reserved
+    (fallocate) before its first byte is written, so a full disk leaves the volume as it was.
+    Only a stream of unknown size (a pipe) is reserved chunk by chunk: what came before a
+    failure stays written. A failure never leaves the file longer than it was."""
     _check_range(offset, length)
     check_not_in_use(name, in_use_by, "upload to")
-    total = length if length is not None else _remaining(src)
-    fd = open_volume(pool, name, os.O_WRONLY)
+    size = _remaining(src)
+    expect = size if length is None else length if size is None else min(length, size)
+    fd = open_volume(pool, name, os.O_RDWR)  # RDWR: glibc's fallocate fallback reads
     try:
-        done = 0
-        while length is None or done < length:
-            want = CHUNK if length is None else min(CHUNK, length - done)
-            data = src.read(want)
+        room = _room(fd, name, offset, size if length is None else length, capacity)
+        return _write_in(fd, pool, name, src, offset, expect, room, progress)
+    finally:
+        os.close(fd)
+
+
+def _room(fd: int, name: str, offset: int, count: int | None, capacity: int | None) -> int | None:
+    """How many bytes may be written from `offset` (None: no limit); raises if `count` bytes
+    (when known) or even the offset go past the volume's end."""
+    if capacity is None:
+        return None
+    file_size = os.fstat(fd).st_size
+    limit = max(capacity, file_size)
+    if offset > limit or offset + (count or 0) > limit:
+        if count is None:
+            span = f"offset {offset} is"
+        else:
+            span = f"offset {offset} + {count} bytes ends at byte {offset + count},"
+        file_note = f" (its file: {file_size} bytes)" if file_size > capacity else ""
+        raise InvalidConfig(
+            f"cannot upload to volume '{name}': {span} past its capacity of {capacity} bytes "
+            f"({format_size(capacity)}){file_note}; nothing was written (vol-resize it first)",
+            value=offset,
+        )
+    return limit - offset
+
+
+def _write_in(
+    fd: int,
+    pool: Pool,
+    name: str,
+    src: BinaryIO,
+    offset: int,
+    expect: int | None,
+    room: int | None,
+    progress: ProgressCallback | None,
+) -> int:
+    size = os.fstat(fd).st_size
+    want = expect if expect is not None else room  # None: to the end of `src`
+    done = 0
+    try:
+        if expect:
+            _check_space(fd, pool, name, offset, expect)
+            _reserve(fd, offset, expect)
+        while want is None or done < want:
+            data = src.read(CHUNK if want is None else min(CHUNK, want - done))
             if not data:
                 break
+            if expect is None:
+                _reserve(fd, offset + done, len(data))
             _pwrite_all(fd, data, offset + done, name)
             done += len(data)
-            _report(progress, done, total)
+            _report(progress, done, expect)
+        if expect is None and room is not None and done == room and src.read(1):
+            raise InvalidConfig(
+                f"cannot upload to volume '{name}': the data goes on past its end at byte "
+                f"{offset + room}{_written(done)}",
+                value=offset,
+            )
+        _shrink_to(fd, max(size, offset + done))  # a reserve the data did not fill
         os.fsync(fd)
         return done
     except OSError as e:
-        raise StorageError(f"cannot upload to volume '{name}': {e.strerror}") from e
-    finally:
-        os.close(fd)
+        _shrink_to(fd, size)
+        raise StorageError(f"cannot upload to volume '{name}': {e.strerror}{_written(done)}") from e
+
+
+def _written(done: int) -> str:
+    return f"; its first {done} bytes were written" if done else "; nothing was written"
+
+
+def _check_space(fd: int, pool: Pool, name: str, offset: int, count: int) -> None:
+    """Refuse (before writing) an upload whose holes to fill need more than the free space."""
+    need = holes_in(fd, offset, offset + count)
+    if not need:
+        return
+    sv = os.fstatvfs(fd)
+    free = (sv.f_bfree if os.geteuid() == 0 else sv.f_bavail) * sv.f_frsize
+    if need > free:
+        raise StorageError(
+            f"cannot upload to volume '{name}': {os.strerror(errno.ENOSPC)} (it needs "
+            f"{format_size(need)} more, pool '{pool.name}' has {format_size(free)} free); "
+            "nothing was written"
+        )
+
+
+def _reserve(fd: int, offset: int, count: int) -> None:
+    """Allocate [offset, offset + count) before writing it, so a full disk fails first."""
+    try:
+        os.posix_fallocate(fd, offset, count)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise  # the writes would meet the same error: ENOSPC, EDQUOT, EFBIG, EIO
+
+
+def holes_in(fd: int, start: int, end: int) -> int:
+    """Bytes of [start, end) that are not allocated: holes, and anything past the file's end."""
+    holes = 0
+    pos = start
+    while pos < end:
+        try:
+            data = min(os.lseek(fd, pos, os.SEEK_DATA), end)
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # ENXIO: no data after pos
+                raise
+            data = end
+        holes += data - pos
+        if data >= end:
+            break
+        pos = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+    return holes
+
+
+def _shrink_to(fd: int, size: int) -> None:
+    """Cut the file back to `size` bytes if it grew past them."""
+    with contextlib.suppress(OSError):
+        if os.fstat(fd).st_size > size:
+            os.ftruncate(fd, size)
 
 
 def download_volume(
@@ -167,10 +283,23 @@ def _check_range(offset: int, length: int | None) -> None:
 
 
 def _remaining(src: BinaryIO) -> int | None:
+    """Bytes left in `src`: a regular file's or an in-memory stream's; None for a pipe, a
+    terminal or a device (read to their end)."""
     try:
-        return os.fstat(src.fileno()).st_size - src.tell()
-    except (OSError, ValueError, AttributeError):
-        return None
+        st = os.fstat(src.fileno())
+    except (OSError, ValueError, AttributeError):  # no fd: an in-memory stream
+        st = None
+    try:
+        if st is not None:
+            return max(0, st.st_size - src.tell()) if stat.S_ISREG(st.st_mode) else None
+        if src.seekable():
+            here = src.tell()
+            end = src.seek(0, os.SEEK_END)
+            src.seek(here)
+            return max(0, end - here)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _pwrite_all(fd: int, data: bytes, pos: int, name: str) -> None:

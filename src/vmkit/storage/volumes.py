@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from vmkit.errors import Conflict, InvalidConfig, NotFound, StorageError
+from vmkit.errors import CommandFailed, Conflict, InvalidConfig, NotFound, StorageError
 from vmkit.model.storage import (
     VOLUME_FORMATS,
     BackingStore,
@@ -356,7 +356,10 @@ def clone_volume(
             name=new_name, target_format="qcow2", backing_store=BackingStore(str(src), source_fmt)
         )
         return create_volume(dst, overlay, qemu_img)
-    return _convert_into(dst, src, source_fmt, new_name, fmt or source_fmt, qemu_img, progress)
+    what = f"clone volume '{name}' into '{new_name}' in pool '{dst.name}'"
+    return _convert_into(
+        dst, src, source_fmt, new_name, fmt or source_fmt, qemu_img, progress, what
+    )
 
 
 def import_image(
@@ -386,7 +389,8 @@ def import_image(
             value=str(source),
         )
     source_fmt = src_format or libvirt_format(info.format)
-    return _convert_into(pool, source, source_fmt, name, fmt, qemu_img, progress)
+    what = f"import '{source}' as volume '{name}' in pool '{pool.name}'"
+    return _convert_into(pool, source, source_fmt, name, fmt, qemu_img, progress, what)
 
 
 def _convert_into(
@@ -397,7 +401,10 @@ def _convert_into(
     fmt: str,
     qemu_img: QemuImg,
     progress: ProgressCallback | None,
+    what: str,
 ) -> Volume:
+    """qemu-img convert `src` into a new volume `name`; a failure (a full disk, ...) removes it
+    and names the volume (`what` is the operation, for the message)."""
     if fmt not in CREATABLE_FORMATS:
         raise InvalidConfig(
             f"cannot write a volume of format '{fmt}' (use one of {', '.join(CREATABLE_FORMATS)})",
@@ -407,14 +414,26 @@ def _convert_into(
         raise InvalidConfig(f"cannot tell the format of '{src}'; name it", value=str(src))
     path = volume_path(pool, name)
     with reserved(pool, name, path, DEFAULT_VOLUME_MODE):
-        qemu_img.convert(
-            src,
-            path,
-            src_format=qemu_format(src_fmt),
-            dst_format=qemu_format(fmt),
-            progress=progress,
-        )
+        try:
+            qemu_img.convert(
+                src,
+                path,
+                src_format=qemu_format(src_fmt),
+                dst_format=qemu_format(fmt),
+                progress=progress,
+            )
+        except CommandFailed as e:
+            raise _naming(e, what) from e
     return describe_volume(pool, name, qemu_img, fmt=fmt)
+
+
+def _naming(e: CommandFailed, what: str) -> CommandFailed:
+    """The same failure (argv, rc, stderr kept), its message saying what failed and why."""
+    why = e.stderr.strip().splitlines()[-1:] or [f"qemu-img exit code {e.rc}"]
+    named = CommandFailed(e.argv, e.rc, e.stderr)
+    named.message = f"cannot {what}: {why[0]}"
+    named.args = (named.message,)
+    return named
 
 
 # ---------------------------------------------------------------------------------------------
