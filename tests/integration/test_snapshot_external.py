@@ -9,12 +9,10 @@ original image holding everything written since.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from vmkit_cli import VmkitEnv, ext4_qcow2
+from vmkit_cli import VmkitEnv, ext4_qcow2, image_info
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +30,7 @@ def source_of(vk: VmkitEnv, *flags: str) -> str:
 
 
 def backing_of(path: Path | str) -> str | None:
-    out = subprocess.run(
-        ["qemu-img", "info", "-U", "--output=json", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = json.loads(out).get("full-backing-filename")
+    found = image_info(path).get("full-backing-filename")
     return str(found) if found else None
 
 

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from vmkit_cli import VmkitEnv
+from vmkit_cli import VmkitEnv, image_snapshots
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +36,6 @@ def qcow2_domain(vk: VmkitEnv, name: str = "vm1") -> Path:
     )
     vk.ok("define", str(vk.domain_xml(name, devices=devices)))
     return disk
-
-
-def image_snapshots(path: Path) -> list[str]:
-    out = subprocess.run(
-        ["qemu-img", "snapshot", "-l", "-U", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    # header lines, then one row per snapshot: ID TAG VM-SIZE DATE VM-CLOCK ICOUNT
-    return [line.split()[1] for line in out.splitlines()[2:] if line.strip()]
 
 
 def names(vk: VmkitEnv, *flags: str) -> list[str]:

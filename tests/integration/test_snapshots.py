@@ -7,12 +7,11 @@ and back after reverting to the later branch.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
-from vmkit_cli import VmkitEnv, all_pids_of, ext4_qcow2, small_tmpfs, store_rows
+from vmkit_cli import VmkitEnv, all_pids_of, ext4_qcow2, image_snapshots, small_tmpfs, store_rows
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +38,6 @@ def files(vk: VmkitEnv, name: str = "vm1") -> list[str]:
 
 def write(vk: VmkitEnv, fname: str, name: str = "vm1") -> None:
     vk.guest(name, f"echo {fname} > /mnt/{fname}; sync")
-
-
-def image_snapshots(path: Path) -> list[str]:
-    out = subprocess.run(
-        ["qemu-img", "info", "-U", "--output=json", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [s["name"] for s in json.loads(out).get("snapshots", [])]
 
 
 def source_of(vk: VmkitEnv, name: str = "vm1") -> str:

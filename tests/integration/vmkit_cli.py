@@ -279,3 +279,20 @@ def on_a_terminal(
             os.close(slave)
         os.close(master)
     return proc, drawn
+
+
+def image_info(path: Path | str) -> dict[str, Any]:
+    """`qemu-img info -U --output=json` of an image (readable while a QEMU holds it)."""
+    out = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    info: dict[str, Any] = json.loads(out)
+    return info
+
+
+def image_snapshots(path: Path | str) -> list[str]:
+    """The internal snapshots an image holds, in the order they were made."""
+    return [s["name"] for s in image_info(path).get("snapshots", [])]

@@ -24,14 +24,6 @@ pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs 
 MiB = 1 << 20
 
 
-@pytest.fixture
-def pool(ctx: Context, tmp_path: Path) -> Path:
-    """Active dir pool 'p' at tmp_path/p."""
-    pools.define_pool(ctx, pools.pool_from_args("p", "dir", str(tmp_path / "p")))
-    pools.start(ctx, "p", build=True)
-    return tmp_path / "p"
-
-
 def _create(ctx: Context, name: str, size: str = "4M", **kw: object) -> object:
     return volumes.create_as(ctx, "p", volumes.CreateArgs(name=name, capacity=size, **kw))  # type: ignore[arg-type]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vmkit.engine import pools, vol_transfer, volumes
+from vmkit.engine import vol_transfer, volumes
 from vmkit.engine.context import Context
 from vmkit.errors import InvalidConfig, StorageError
 from vmkit.storage import transfer
@@ -23,14 +23,6 @@ from vmkit.storage import transfer
 pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="needs qemu-img")
 KiB = 1 << 10
 MiB = 1 << 20
-
-
-@pytest.fixture
-def pool(ctx: Context, tmp_path: Path) -> Path:
-    """Active dir pool 'p' at tmp_path/p."""
-    pools.define_pool(ctx, pools.pool_from_args("p", "dir", str(tmp_path / "p")))
-    pools.start(ctx, "p", build=True)
-    return tmp_path / "p"
 
 
 class Pipe(io.RawIOBase):
