@@ -130,8 +130,14 @@ class StorageError(VmkitError):
 class CommandFailed(StorageError):
     """An external storage command (qemu-img, ...) exited non-zero."""
 
-    def __init__(self, argv: Sequence[str], rc: int, stderr: str) -> None:
-        super().__init__(f"{argv[0]} failed (exit code {rc}): {stderr.strip()}")
+    def __init__(self, argv: Sequence[str], rc: int, stderr: str, *, what: str = "") -> None:
+        """`what` names the operation for the user ("clone volume 'a' into 'b'"): the message
+        is then "cannot WHAT: " and stderr's last line instead of the whole command's."""
+        if what:
+            why = stderr.strip().splitlines()[-1:] or [f"{argv[0]} exit code {rc}"]
+            super().__init__(f"cannot {what}: {why[0]}")
+        else:
+            super().__init__(f"{argv[0]} failed (exit code {rc}): {stderr.strip()}")
         self.argv = list(argv)
         self.rc = rc
         self.stderr = stderr

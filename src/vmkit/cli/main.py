@@ -171,9 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _stdout_to_devnull()
         return 1
+
+
+def _stdout_to_devnull() -> None:
+    """The reader of stdout went away: what is left to print (and flush) goes nowhere."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def entry() -> None:
@@ -187,7 +191,7 @@ def entry() -> None:
         rc = main()
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (`vmkit help | head -1`): quietly 1
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
         rc = 1
     try:
         sys.stderr.flush()

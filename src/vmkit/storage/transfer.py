@@ -16,7 +16,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from vmkit.errors import InvalidConfig, StorageError
@@ -158,20 +158,24 @@ def _reserve(fd: int, offset: int, count: int) -> None:
 
 def holes_in(fd: int, start: int, end: int) -> int:
     """Bytes of [start, end) that are not allocated: holes, and anything past the file's end."""
-    holes = 0
+    return (end - start) - sum(b - a for a, b in data_extents(fd, start, end))
+
+
+def data_extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The (begin, end) ranges of [start, end) that hold data (not holes), in order."""
+    end = min(end, os.fstat(fd).st_size)
     pos = start
     while pos < end:
         try:
-            data = min(os.lseek(fd, pos, os.SEEK_DATA), end)
+            begin = os.lseek(fd, pos, os.SEEK_DATA)
         except OSError as e:
-            if e.errno != errno.ENXIO:  # ENXIO: no data after pos
-                raise
-            data = end
-        holes += data - pos
-        if data >= end:
-            break
-        pos = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-    return holes
+            if e.errno == errno.ENXIO:  # no data after pos
+                return
+            raise
+        if begin >= end:
+            return
+        pos = min(os.lseek(fd, begin, os.SEEK_HOLE), end)
+        yield begin, pos
 
 
 def _shrink_to(fd: int, size: int) -> None:
@@ -243,23 +247,13 @@ def wipe_volume(
 def zero_data(fd: int) -> int:
     """Overwrite every data extent of the file with zeros (holes are left alone); returns the
     number of bytes written."""
-    size = os.fstat(fd).st_size
     zeros = bytes(CHUNK)
     written = 0
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError as e:
-            if e.errno == errno.ENXIO:  # no data after pos
-                break
-            raise
-        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+    for start, end in list(data_extents(fd, 0, os.fstat(fd).st_size)):
         while start < end:
             n = os.pwrite(fd, zeros[: min(CHUNK, end - start)], start)
             start += n
             written += n
-        pos = end
     return written
 
 

@@ -423,17 +423,8 @@ def _convert_into(
                 progress=progress,
             )
         except CommandFailed as e:
-            raise _naming(e, what) from e
+            raise CommandFailed(e.argv, e.rc, e.stderr, what=what) from e
     return describe_volume(pool, name, qemu_img, fmt=fmt)
-
-
-def _naming(e: CommandFailed, what: str) -> CommandFailed:
-    """The same failure (argv, rc, stderr kept), its message saying what failed and why."""
-    why = e.stderr.strip().splitlines()[-1:] or [f"qemu-img exit code {e.rc}"]
-    named = CommandFailed(e.argv, e.rc, e.stderr)
-    named.message = f"cannot {what}: {why[0]}"
-    named.args = (named.message,)
-    return named
 
 
 # ---------------------------------------------------------------------------------------------
