@@ -59,7 +59,7 @@ def test_parse_stat_real_line_of_a_process_named_with_parentheses(tmp_path: Path
         stat = read_stat(child.pid)
         assert stat is not None
         assert (stat.pid, stat.comm) == (child.pid, "x) (y z")
-        assert stat.state in ("R", "S")
+        assert stat.state in ("R", "S", "D")  # alive (D: still paging in its binary; seen in CI)
         assert process_state(child.pid, stat.start_time) == "running"
     finally:
         child.kill()
